@@ -1,0 +1,104 @@
+"""Read a published tree back: the catalog, each repository's record and its tags.
+
+A repository's record (``paths.repository_record``) is the authority for that
+repository; the tags list and the tag files are derived from it. Reading one
+repository never reads another, so trees of thousands of repositories stay cheap.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from staticreg import paths
+from staticreg.errors import StoreError
+from staticreg.model import JSON
+from staticreg.store import Store
+
+
+@dataclass(frozen=True)
+class TagEntry:
+    digest: str
+    media_type: str
+    size: int
+
+
+@dataclass
+class RepositoryRecord:
+    """Tags and manifests of one repository, as stored in ``_repository.json``.
+
+    ``manifests`` maps a manifest digest to its media type, size, platform and the
+    blobs (digest -> size) it references, config included.
+    """
+
+    name: str
+    tags: dict[str, TagEntry] = field(default_factory=dict)
+    manifests: dict[str, JSON] = field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        doc = {
+            "name": self.name,
+            "tags": {
+                tag: {"digest": e.digest, "mediaType": e.media_type, "size": e.size}
+                for tag, e in sorted(self.tags.items())
+            },
+            "manifests": dict(sorted(self.manifests.items())),
+        }
+        return (json.dumps(doc, indent=1, sort_keys=False) + "\n").encode()
+
+    def tags_list(self) -> bytes:
+        """The body of ``GET /v2/<name>/tags/list``, tags in lexical order."""
+        return json.dumps({"name": self.name, "tags": sorted(self.tags)}).encode()
+
+    def blob_size(self, manifest_digest: str) -> int:
+        """Compressed size of a manifest's blobs, the figure ``docker images`` shows
+        as pulled size on a registry page."""
+        blobs = self.manifests.get(manifest_digest, {}).get("blobs", {})
+        return sum(int(size) for size in blobs.values())
+
+
+def read_repository(store: Store, name: str) -> RepositoryRecord | None:
+    try:
+        raw = store.get(paths.repository_record(name))
+    except KeyError:
+        return None
+    try:
+        doc = json.loads(raw)
+        tags = {
+            tag: TagEntry(e["digest"], e["mediaType"], int(e["size"]))
+            for tag, e in doc["tags"].items()
+        }
+        return RepositoryRecord(doc["name"], tags, dict(doc["manifests"]))
+    except (ValueError, KeyError, TypeError) as err:
+        raise StoreError(
+            f"cannot read {paths.repository_record(name)!r} in {store.url}: {err}",
+            hint="the tree is damaged; restore this file from a copy of the tree",
+        ) from None
+
+
+def read_names(store: Store) -> list[str]:
+    """Every repository name, from the catalog file."""
+    try:
+        doc = json.loads(store.get(paths.CATALOG))
+    except KeyError:
+        return []
+    except ValueError as err:
+        raise StoreError(
+            f"cannot read {paths.CATALOG!r} in {store.url}: {err}"
+        ) from None
+    return [str(name) for name in doc.get("repositories", [])]
+
+
+def catalog_bytes(names: list[str]) -> bytes:
+    return json.dumps({"repositories": sorted(set(names))}).encode()
+
+
+def read_settings(store: Store) -> JSON | None:
+    try:
+        return json.loads(store.get(paths.SETTINGS))
+    except KeyError:
+        return None
+    except ValueError as err:
+        raise StoreError(
+            f"cannot read {paths.SETTINGS!r} in {store.url}: {err}"
+        ) from None

@@ -1,0 +1,269 @@
+"""The ``staticreg`` command: flags in, results on stdout, messages on stderr."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+
+from staticreg import __version__, publish, sources, store, targets
+from staticreg.errors import StaticregError
+from staticreg.gen import nginx
+from staticreg.pipeline import Plan
+
+log = logging.getLogger("staticreg")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def root_option(func: F) -> F:
+    return click.option(
+        "--root",
+        envvar="STATICREG_ROOT",
+        default="./registry",
+        show_default=True,
+        metavar="ROOT",
+        help="The published tree: a directory (env STATICREG_ROOT).",
+    )(func)
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger("staticreg")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn StaticregError into 'Error: ...' plus a hint, exit status 1."""
+    try:
+        yield
+    except StaticregError as err:
+        click.secho(f"Error: {err.message}", err=True, fg="red")
+        if err.hint:
+            click.secho(f"Hint: {err.hint}", err=True, fg="yellow")
+        sys.exit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="staticreg")
+@click.option("-v", "--verbose", count=True, help="Log every blob (debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Log warnings and errors only.")
+def cli(verbose: int, quiet: bool) -> None:
+    """Publish container images as a static registry that nginx, a CDN or any
+    web server can serve to docker, podman, containerd and skopeo."""
+    _setup_logging(verbose, quiet)
+
+
+@cli.command("publish")
+@root_option
+@click.option(
+    "--tag",
+    "-t",
+    "tags",
+    multiple=True,
+    metavar="NAME:TAG",
+    help="Publish the image under this name instead of its recorded tags (repeatable).",
+)
+@click.option(
+    "--compression",
+    type=click.Choice(["auto", "gzip", "zstd", "none"]),
+    default="auto",
+    show_default=True,
+    help="Layer compression; auto gzips uncompressed layers and keeps "
+    "compressed ones as they are.",
+)
+@click.option(
+    "--compression-level",
+    type=int,
+    default=None,
+    help="gzip 0-3 (default 1), zstd 1-19 (default 3).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+@click.argument(
+    "inputs",
+    nargs=-1,
+    required=True,
+    metavar="TARBALL...",
+    type=click.Path(dir_okay=True),
+)
+def publish_command(
+    root: str,
+    tags: tuple[str, ...],
+    compression: str,
+    compression_level: int | None,
+    as_json: bool,
+    inputs: tuple[str, ...],
+) -> None:
+    """Publish docker save tarballs into the tree at ROOT."""
+    from staticreg import progress
+
+    with _errors():
+        plan = Plan(compression, compression_level)
+        plan.codec_for("none")  # validates the level before any input is read
+        refs = targets.parse_tags(tags)
+        images = [image for path in inputs for image in sources.read(path)]
+        pairs = targets.resolve(images, refs)
+        tree = store.open_store(root)
+        try:
+            with progress.reporter() as reporter:
+                results = publish.publish(tree, pairs, plan, reporter)
+        finally:
+            tree.close()
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "repository": r.repository,
+                        "tag": r.tag,
+                        "digest": str(r.digest),
+                        "mediaType": r.media_type,
+                        "size": r.size,
+                    }
+                    for r in results
+                ],
+                indent=2,
+            )
+        )
+    else:
+        for result in results:
+            click.echo(str(result))
+
+
+@cli.command("nginx")
+@root_option
+@click.option(
+    "--listen",
+    required=True,
+    metavar="HOST:PORT",
+    help="Address nginx listens on, e.g. 127.0.0.1:5000 or 80.",
+)
+@click.option(
+    "--server-name",
+    default="_",
+    show_default=True,
+    help="server_name of the server block.",
+)
+@click.option(
+    "--server-block",
+    is_flag=True,
+    help="Write only the server { } block, to include in an existing nginx.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write to this file instead of stdout.",
+)
+def nginx_command(
+    root: str, listen: str, server_name: str, server_block: bool, output: str | None
+) -> None:
+    """Write an nginx config that serves the tree at ROOT."""
+    with _errors():
+        try:
+            if server_block:
+                text = nginx.render_server(root, listen, server_name)
+            else:
+                text = nginx.render_full(
+                    root, listen, output or "nginx.conf", server_name
+                )
+        except ValueError as err:
+            raise StaticregError(str(err)) from None
+    for path in nginx.unreadable_for_workers(root):
+        log.warning(
+            "warning: %s is not readable by other users; nginx workers, "
+            "which run as an unprivileged user, will answer 403 "
+            "(fix with 'chmod o+rX')",
+            path,
+        )
+    if output:
+        with open(output, "w") as file:
+            file.write(text)
+        log.info("wrote %s; run it with: nginx -c %s -p PREFIX", output, output)
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command("serve")
+@root_option
+@click.option(
+    "--listen",
+    default="127.0.0.1:5000",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Address to listen on.",
+)
+def serve_command(root: str, listen: str) -> None:
+    """Serve the tree at ROOT over HTTP (for development; use nginx in production)."""
+    from staticreg import server
+
+    with _errors():
+        host, port = _split_listen(listen)
+        tree = store.open_store(root)
+        httpd = server.serve(tree, host, port)
+    log.info("serving %s on http://%s:%d/ (Ctrl-C to stop)", root, host, port)
+    try:
+        httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        httpd.server_close()
+
+
+def _split_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise StaticregError(
+            f"invalid --listen {listen!r}: expected HOST:PORT such as 127.0.0.1:5000"
+        )
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+@cli.command("ls")
+@root_option
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.argument("name", required=False)
+def ls_command(root: str, as_json: bool, name: str | None) -> None:
+    """List repositories, or the tags of repository NAME."""
+    from staticreg import show
+
+    with _errors():
+        tree = store.open_store(root)
+        text = show.ls(tree, name, as_json)
+    click.echo(text)
+
+
+@cli.command("inspect")
+@root_option
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.argument("ref", metavar="NAME:TAG")
+def inspect_command(root: str, as_json: bool, ref: str) -> None:
+    """Show the manifest, config summary and layers of NAME:TAG or NAME@DIGEST."""
+    from staticreg import show
+
+    with _errors():
+        tree = store.open_store(root)
+        text = show.inspect(tree, ref, as_json)
+    click.echo(text)
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="staticreg", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except BrokenPipeError:
+        sys.exit(1)

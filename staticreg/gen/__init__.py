@@ -1,0 +1,1 @@
+"""Generators: files rendered from a published tree (nginx config, listings)."""

@@ -1,0 +1,106 @@
+"""The published tree: every key staticreg writes, and the URL each one answers.
+
+A tree is a set of keys (POSIX paths relative to the store root). The directory
+store keeps them as files; nginx (``gen/nginx.py``) and ``staticreg serve`` map the
+pull API onto them. Keys hold no ':' so that a tree can be copied to any
+filesystem. Repository names cannot start with '_' (see ``reference.py``), so the
+'_' entries inside a repository's folder never collide with a nested repository.
+
+    staticreg.json                              tree format version and settings
+    v2/index.json                               GET /v2/  (an empty JSON object)
+    v2/_catalog.json                            GET /v2/_catalog
+    blobs/sha256/<hex>                          every blob once, shared by all
+                                                repositories: layers, configs and
+                                                manifests
+    repositories/<name>/
+        _repository.json                        the repository's own record: tags,
+                                                manifests and the blobs each uses;
+                                                the authority every listing is
+                                                derived from
+        _tags.json                              GET /v2/<name>/tags/list
+        _manifests/sha256/<hex>.<ext>           GET /v2/<name>/manifests/sha256:<hex>
+        _tags/<tag>.<ext>                       GET /v2/<name>/manifests/<tag>
+                                                (a full copy of the manifest, never
+                                                a pointer: a static server cannot
+                                                follow one)
+        _blobs/sha256/<hex>                     empty link: GET /v2/<name>/blobs/
+                                                sha256:<hex> is served from blobs/
+                                                only while this link exists, as the
+                                                distribution registry does
+    .staticreg/                                 private to the publisher, never
+        lock                                    served: the writers' lock, staging
+        tmp/<writer>/...                        area and the layer map that lets a
+        layers/<diff-hex>.<settings>            republish skip compression
+
+``<ext>`` encodes the manifest's media type (``MANIFEST_EXTENSIONS``), because a
+static server derives ``Content-Type`` from a file's extension alone, and every
+client requires the exact media type.
+"""
+
+from __future__ import annotations
+
+from staticreg import mediatypes
+from staticreg.digest import Digest
+
+FORMAT_VERSION = 1
+SETTINGS = "staticreg.json"
+API_ROOT = "v2/index.json"
+CATALOG = "v2/_catalog.json"
+PRIVATE = ".staticreg"
+LOCK = f"{PRIVATE}/lock"
+TMP = f"{PRIVATE}/tmp"
+
+MANIFEST_EXTENSIONS = {
+    mediatypes.OCI_MANIFEST: "oci-manifest",
+    mediatypes.OCI_INDEX: "oci-index",
+    mediatypes.DOCKER_MANIFEST: "docker-manifest",
+    mediatypes.DOCKER_LIST: "docker-list",
+}
+MEDIA_TYPES = {ext: media_type for media_type, ext in MANIFEST_EXTENSIONS.items()}
+
+
+def blob(digest: Digest) -> str:
+    return f"blobs/{digest.algorithm}/{digest.hex}"
+
+
+def repository(name: str) -> str:
+    return f"repositories/{name}"
+
+
+def repository_record(name: str) -> str:
+    return f"{repository(name)}/_repository.json"
+
+
+def tags_list(name: str) -> str:
+    return f"{repository(name)}/_tags.json"
+
+
+def manifest(name: str, digest: Digest, media_type: str) -> str:
+    ext = MANIFEST_EXTENSIONS[media_type]
+    return f"{repository(name)}/_manifests/{digest.algorithm}/{digest.hex}.{ext}"
+
+
+def tag(name: str, tag: str, media_type: str) -> str:
+    return f"{repository(name)}/_tags/{tag}.{MANIFEST_EXTENSIONS[media_type]}"
+
+
+def tag_candidates(name: str, tag_name: str) -> list[str]:
+    """Every key a tag may be stored at, one per manifest media type."""
+    return [tag(name, tag_name, media_type) for media_type in MANIFEST_EXTENSIONS]
+
+
+def manifest_candidates(name: str, digest: Digest) -> list[str]:
+    return [manifest(name, digest, media_type) for media_type in MANIFEST_EXTENSIONS]
+
+
+def blob_link(name: str, digest: Digest) -> str:
+    return f"{repository(name)}/_blobs/{digest.algorithm}/{digest.hex}"
+
+
+def layer_map(diff_id: Digest, settings_id: str) -> str:
+    return f"{PRIVATE}/layers/{diff_id.hex}.{settings_id}"
+
+
+def media_type_of(key: str) -> str | None:
+    """The manifest media type a key's extension records, if it has one."""
+    return MEDIA_TYPES.get(key.rpartition(".")[2])

@@ -1,0 +1,244 @@
+"""One pass over a layer: read it once, hash, (de)compress, hash again, stage.
+
+Whatever the source holds (an uncompressed tar, gzip or zstd) and whatever the
+tree wants, each byte is read from the source once: the uncompressed stream is
+hashed into the diff_id and checked against the config, the stored stream is
+hashed into the blob digest while it is written to a staged object. Memory stays
+at a few buffers per layer whatever its size.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from staticreg import compression, paths
+from staticreg import digest as digestmod
+from staticreg.compression import Codec
+from staticreg.digest import Digest, Hasher
+from staticreg.errors import DigestMismatch, SourceError
+from staticreg.model import Layer
+from staticreg.store import StagedWriter, Store
+
+log = logging.getLogger(__name__)
+
+CHUNK_SIZE = 1 << 20
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the tree asks of layers: 'auto' keeps compressed input as it is."""
+
+    compression: str = "auto"
+    level: int | None = None
+
+    def codec_for(self, source_kind: str) -> Codec:
+        if self.compression == "auto":
+            if source_kind != "none":
+                return compression.codec(source_kind, None)
+            return compression.codec("gzip", self.level)
+        return compression.codec(self.compression, self.level)
+
+    def keeps(self, source_kind: str) -> bool:
+        """True when the source's bytes are stored as they are."""
+        if source_kind == "none":
+            return self.compression == "none"
+        return self.compression in ("auto", source_kind)
+
+
+@dataclass
+class StagedLayer:
+    """A layer's stored blob: staged for commit, or already in the tree."""
+
+    diff_id: Digest
+    digest: Digest
+    size: int
+    kind: str
+    settings_id: str
+    writer: StagedWriter | None
+    compressed_now: bool
+
+
+class _HashingSink:
+    def __init__(self, writer: StagedWriter) -> None:
+        self.hasher = Hasher()
+        self._writer = writer
+
+    def write(self, data: bytes | memoryview) -> int:
+        self.hasher.update(data)
+        self._writer.write(data)
+        return len(data)
+
+
+def stage(layer: Layer, plan: Plan, store: Store, progress: Progress) -> StagedLayer:
+    """Read ``layer`` once and stage the blob the plan asks for.
+
+    Raises DigestMismatch when the uncompressed bytes do not hash to the diff_id
+    the config records. Reuses a blob the layer map knows, after hashing the
+    source to prove it is the same layer.
+    """
+    with layer.opener() as source:
+        head = source.read(CHUNK_SIZE)
+        kind = compression.sniff(head)
+        target = plan.codec_for(kind)
+        known = _known_blob(store, layer.diff_id, target) if kind == "none" else None
+        if known is not None:
+            _verify_only(layer, source, head, progress)
+            return StagedLayer(
+                layer.diff_id,
+                known[0],
+                known[1],
+                target.kind,
+                target.settings_id,
+                None,
+                False,
+            )
+        return _stream(layer, source, head, kind, plan, target, store, progress)
+
+
+def _known_blob(
+    store: Store, diff_id: Digest, target: Codec
+) -> tuple[Digest, int] | None:
+    if target.kind == "none":
+        return None
+    try:
+        entry = store.get(paths.layer_map(diff_id, target.settings_id)).decode()
+        text, size_text = entry.split()
+        found, size = digestmod.parse(text), int(size_text)
+    except (KeyError, ValueError, UnicodeDecodeError):
+        return None
+    # The map is a cache: trust an entry only while its blob is there, whole.
+    if store.stat(paths.blob(found)) != size:
+        log.debug("layer map entry for %s is stale; compressing again", diff_id.short)
+        return None
+    return found, size
+
+
+def remember(store: Store, staged: StagedLayer) -> None:
+    """Record a compressed layer in the layer map, once its blob is committed."""
+    if staged.compressed_now:
+        key = paths.layer_map(staged.diff_id, staged.settings_id)
+        store.put(key, f"{staged.digest} {staged.size}\n".encode())
+
+
+def _verify_only(
+    layer: Layer, source: BinaryIO, head: bytes, progress: Progress
+) -> None:
+    hasher = Hasher()
+    hasher.update(head)
+    progress(len(head))
+    for chunk in _chunks(source):
+        hasher.update(chunk)
+        progress(len(chunk))
+    _check_diff_id(layer, hasher.digest())
+
+
+def _stream(
+    layer: Layer,
+    source: BinaryIO,
+    head: bytes,
+    kind: str,
+    plan: Plan,
+    target: Codec,
+    store: Store,
+    progress: Progress,
+) -> StagedLayer:
+    writer = store.staged_writer()
+    try:
+        sink = _HashingSink(writer)
+        diff_hasher = Hasher()
+        if plan.keeps(kind):
+            _copy(source, head, kind, sink, diff_hasher, progress)
+        else:
+            _transcode(source, head, kind, target, sink, diff_hasher, progress)
+        writer.close()
+        _check_diff_id(layer, diff_hasher.digest())
+    except BaseException:
+        writer.discard()
+        raise
+    stored = sink.hasher
+    return StagedLayer(
+        layer.diff_id,
+        stored.digest(),
+        stored.size,
+        target.kind,
+        target.settings_id,
+        writer,
+        not plan.keeps(kind),
+    )
+
+
+def _copy(
+    source: BinaryIO,
+    head: bytes,
+    kind: str,
+    sink: _HashingSink,
+    diff_hasher: Hasher,
+    progress: Progress,
+) -> None:
+    decoder = compression.Decoder(kind) if kind != "none" else None
+    for chunk in _with_head(head, source):
+        sink.write(chunk)
+        diff_hasher.update(_decode(decoder, chunk) if decoder else chunk)
+        progress(len(chunk))
+    if decoder:
+        _finish(decoder)
+
+
+def _transcode(
+    source: BinaryIO,
+    head: bytes,
+    kind: str,
+    target: Codec,
+    sink: _HashingSink,
+    diff_hasher: Hasher,
+    progress: Progress,
+) -> None:
+    decoder = compression.Decoder(kind) if kind != "none" else None
+    encoder = compression.open_writer(target, sink)
+    try:
+        for chunk in _with_head(head, source):
+            plain = _decode(decoder, chunk) if decoder else chunk
+            diff_hasher.update(plain)
+            encoder.write(plain)
+            progress(len(chunk))
+    finally:
+        encoder.close()
+    if decoder:
+        _finish(decoder)
+
+
+def _decode(decoder: compression.Decoder, chunk: bytes) -> bytes:
+    try:
+        return decoder.feed(chunk)
+    except ValueError as err:
+        raise SourceError(f"cannot read a layer: {err}") from None
+
+
+def _finish(decoder: compression.Decoder) -> None:
+    try:
+        decoder.finish()
+    except ValueError as err:
+        raise SourceError(f"cannot read a layer: {err}") from None
+
+
+def _with_head(head: bytes, source: BinaryIO) -> Iterator[bytes]:
+    yield head
+    yield from _chunks(source)
+
+
+def _chunks(source: BinaryIO) -> Iterator[bytes]:
+    while chunk := source.read(CHUNK_SIZE):
+        yield chunk
+
+
+def _check_diff_id(layer: Layer, actual: Digest) -> None:
+    if actual != layer.diff_id:
+        raise DigestMismatch(
+            f"layer {layer.name!r} has diff_id {actual}, but its config expects "
+            f"{layer.diff_id}",
+            hint="the archive is corrupt or was modified; save it again",
+        )

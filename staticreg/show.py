@@ -1,0 +1,172 @@
+"""Text and JSON views of a tree for ``staticreg ls`` and ``staticreg inspect``."""
+
+from __future__ import annotations
+
+import json
+
+from staticreg import catalog, paths, reference
+from staticreg import digest as digestmod
+from staticreg.errors import InvalidReference
+from staticreg.model import JSON
+from staticreg.store import Store
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(
+            cell.ljust(width) for cell, width in zip(row, widths, strict=True)
+        ).rstrip()
+        for row in rows
+    )
+
+
+def _record(store: Store, name: str) -> catalog.RepositoryRecord:
+    record = catalog.read_repository(store, name)
+    if record is None:
+        raise InvalidReference(
+            f"repository {name!r} is not in {store.url}",
+            hint="'staticreg ls' lists the repositories",
+        )
+    return record
+
+
+def ls(store: Store, name: str | None, as_json: bool) -> str:
+    """Repositories with their tag counts, or one repository's tags."""
+    if name is None:
+        names = catalog.read_names(store)
+        records = [_record(store, n) for n in names]
+        if as_json:
+            return json.dumps(
+                [{"name": r.name, "tags": sorted(r.tags)} for r in records], indent=2
+            )
+        rows = [["REPOSITORY", "TAGS"]] + [[r.name, str(len(r.tags))] for r in records]
+        return _table(rows)
+    record = _record(store, reference.validate_name(name))
+    tags: list[JSON] = [
+        {
+            "tag": tag,
+            "digest": e.digest,
+            "mediaType": e.media_type,
+            "size": record.blob_size(e.digest) + e.size,
+            "platforms": _platforms(record, e.digest),
+        }
+        for tag, e in sorted(record.tags.items())
+    ]
+    if as_json:
+        return json.dumps({"name": record.name, "tags": tags}, indent=2)
+    rows = [["TAG", "DIGEST", "SIZE", "PLATFORM"]] + [
+        [t["tag"], t["digest"], _human(t["size"]), ",".join(t["platforms"])]
+        for t in tags
+    ]
+    return _table(rows)
+
+
+def _platforms(record: catalog.RepositoryRecord, manifest_digest: str) -> list[str]:
+    platform = record.manifests.get(manifest_digest, {}).get("platform")
+    return [platform] if platform else []
+
+
+def inspect(store: Store, text: str, as_json: bool) -> str:
+    """Manifest, config summary and layers of a tag or digest."""
+    ref = reference.parse(text)
+    record = _record(store, ref.repository)
+    found = ref.digest or _tag_digest(record, ref)
+    entry = record.manifests.get(str(found))
+    if entry is None:
+        raise InvalidReference(f"{text!r} is not in {store.url}")
+    manifest = json.loads(
+        store.get(paths.manifest(ref.repository, found, entry["mediaType"]))
+    )
+    config = json.loads(
+        store.get(paths.blob(digestmod.parse(manifest["config"]["digest"])))
+    )
+    summary = _config_summary(config)
+    if as_json:
+        return json.dumps(
+            {
+                "name": ref.repository,
+                "digest": str(found),
+                "mediaType": entry["mediaType"],
+                "manifest": manifest,
+                "config": summary,
+            },
+            indent=2,
+        )
+    return _inspect_text(ref.repository, found, entry, manifest, summary)
+
+
+def _tag_digest(
+    record: catalog.RepositoryRecord, ref: reference.Reference
+) -> digestmod.Digest:
+    tag = record.tags.get(ref.tag or "")
+    if tag is None:
+        raise InvalidReference(
+            f"tag {ref.tag!r} is not in repository {record.name!r}",
+            hint=f"its tags: {', '.join(sorted(record.tags)) or 'none'}",
+        )
+    return digestmod.parse(tag.digest)
+
+
+def _config_summary(config: JSON) -> JSON:
+    inner = config.get("config") or {}
+    return {
+        "created": config.get("created"),
+        "platform": "/".join(
+            x
+            for x in (
+                config.get("os"),
+                config.get("architecture"),
+                config.get("variant"),
+            )
+            if x
+        ),
+        "entrypoint": inner.get("Entrypoint"),
+        "cmd": inner.get("Cmd"),
+        "env": inner.get("Env") or [],
+        "workingDir": inner.get("WorkingDir") or "",
+        "user": inner.get("User") or "",
+        "labels": inner.get("Labels") or {},
+        "history": [
+            {
+                "created_by": h.get("created_by", ""),
+                "empty_layer": bool(h.get("empty_layer")),
+            }
+            for h in config.get("history") or []
+        ],
+    }
+
+
+def _inspect_text(
+    name: str, found: digestmod.Digest, entry: JSON, manifest: JSON, summary: JSON
+) -> str:
+    lines = [
+        f"Name:       {name}",
+        f"Digest:     {found}",
+        f"Media type: {entry['mediaType']}",
+        f"Platform:   {summary['platform']}",
+        f"Created:    {summary['created'] or '-'}",
+        f"Entrypoint: {json.dumps(summary['entrypoint'])}",
+        f"Cmd:        {json.dumps(summary['cmd'])}",
+    ]
+    lines += [f"Env:        {e}" for e in summary["env"]]
+    lines += [f"Label:      {k}={v}" for k, v in sorted(summary["labels"].items())]
+    lines.append(
+        f"Config:     {manifest['config']['digest']}  "
+        f"{_human(manifest['config']['size'])}"
+    )
+    lines.append("Layers:")
+    rows = [["  DIGEST", "SIZE", "MEDIA TYPE"]] + [
+        [f"  {layer['digest']}", _human(layer["size"]), layer["mediaType"]]
+        for layer in manifest.get("layers", [])
+    ]
+    return "\n".join(lines) + "\n" + _table(rows)

@@ -1,0 +1,61 @@
+"""The Store interface every backend implements: keys, bytes and content types.
+
+A store knows nothing of manifests or tags (``publish`` does). Writes are atomic
+per key: a reader sees the old bytes or the new, never a part. Blobs are streamed
+through a ``StagedWriter`` whose key is chosen only once its digest is known, and
+which becomes visible only on ``commit``: a publish stages every blob first, checks
+them all, and commits them only when the whole input proved valid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import BinaryIO, Protocol
+
+
+class StagedWriter(Protocol):
+    size: int
+
+    def write(self, data: bytes | memoryview, /) -> object:
+        """Append bytes to the staged object."""
+
+    def close(self) -> None:
+        """Finish writing; the object stays invisible until ``commit``."""
+
+    def commit(self, key: str, content_type: str | None = None) -> None:
+        """Make the staged bytes visible at ``key`` (replacing what was there)."""
+
+    def discard(self) -> None:
+        """Drop the staged bytes; safe to call after ``commit`` (does nothing)."""
+
+
+class Store(Protocol):
+    url: str
+
+    def stat(self, key: str) -> int | None:
+        """The size of ``key`` in bytes, or None if it does not exist."""
+
+    def get(self, key: str) -> bytes:
+        """The bytes at ``key``; raise KeyError if it does not exist."""
+
+    def open(self, key: str) -> BinaryIO:
+        """A stream of the bytes at ``key``; raise KeyError if it does not exist."""
+
+    def put(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        """Write ``data`` at ``key`` atomically."""
+
+    def staged_writer(self) -> StagedWriter:
+        """A writer for an object whose key is decided after writing."""
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; removing a missing key is not an error."""
+
+    def list(self, prefix: str) -> Iterator[str]:
+        """Every key under ``prefix`` (a folder-like prefix ending in '/'), sorted."""
+
+    def lock(self) -> AbstractContextManager[None]:
+        """Hold the tree's writer lock: one publisher at a time changes pointers."""
+
+    def close(self) -> None:
+        """Release staging space; left-over staged writers are discarded."""
