@@ -24,6 +24,8 @@ from staticreg.errors import InvalidDigest, InvalidReference
 
 _COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
 NAME_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+_LABEL = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_HOST_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*(?::[0-9]+)?$")
 TAG_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
 
 # Clients cap 'host/name' at 255 characters; leave room for a host name.
@@ -87,6 +89,12 @@ def _name_hint(name: str) -> str | None:
 def _split_host(text: str) -> str:
     first, sep, rest = text.partition("/")
     if sep and ("." in first or ":" in first or first == "localhost"):
+        if not _HOST_RE.match(first):
+            raise InvalidReference(
+                f"invalid reference {text!r}: {first!r} is neither a registry host "
+                "nor a repository name part",
+                hint="a host looks like registry.example.com or localhost:5000",
+            )
         if first in _HUB_HOSTS and rest.startswith("library/"):
             return rest.removeprefix("library/")
         return rest

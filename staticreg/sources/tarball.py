@@ -145,9 +145,10 @@ def _index(path: str) -> dict[str, tarfile.TarInfo]:
         with tarfile.open(path, "r:") as archive:
             members = archive.getmembers()
     except (tarfile.TarError, EOFError) as err:
+        what = "it is truncated" if "unexpected end" in str(err) else str(err)
         raise SourceError(
-            f"cannot read {path!r} as a tar archive: {err}",
-            hint="the file may be truncated or not a docker save archive",
+            f"cannot read {path!r} as a tar archive: {what}",
+            hint="the file was cut short or is not a docker save archive",
         ) from None
     index: dict[str, tarfile.TarInfo] = {}
     for member in members:

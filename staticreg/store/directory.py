@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -35,6 +36,8 @@ class DirectoryStore:
         self.url = self.root
         self._staging: str | None = None
         self._owner_fd: int | None = None
+        # Layers are staged from several threads; they share one staging folder.
+        self._staging_lock = threading.Lock()
         self._root_existed = os.path.exists(self.root)
         if self._root_existed and not os.path.isdir(self.root):
             raise StoreError(f"cannot use {root!r} as a tree: it is not a directory")
@@ -114,6 +117,10 @@ class DirectoryStore:
             raise StoreError(f"cannot write {target!r}: {err.strerror}") from None
 
     def _staging_dir(self) -> str:
+        with self._staging_lock:
+            return self._make_staging_dir()
+
+    def _make_staging_dir(self) -> str:
         if self._staging is None:
             top = self._path(paths.TMP)
             make_dirs(top)

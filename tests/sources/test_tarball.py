@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import images
+from staticreg import sources
+from staticreg.errors import SourceError
+
+
+def test_classic_tarball_reads_images_tags_and_layers(
+    hello_tar: images.SavedTarball,
+) -> None:
+    [image] = sources.read(str(hello_tar.path))
+    saved = hello_tar.images[0]
+    assert image.tags == ("test/img:v1",)
+    assert str(image.config_digest) == saved.config_digest
+    assert [str(layer.diff_id) for layer in image.layers] == list(saved.diff_ids)
+    with image.layers[1].opener() as stream:
+        assert images.sha256_digest(stream.read()) == saved.diff_ids[1]
+
+
+def test_docker25_tarball_reads_through_manifest_json(
+    docker25_tar: images.SavedTarball,
+) -> None:
+    [image] = sources.read(str(docker25_tar.path))
+    assert image.tags == ("docker.io/test/img25:v1",)
+    assert len(image.layers) == 2
+
+
+def test_several_images_in_one_tarball(tmp_path: Path) -> None:
+    specs = [images.hello_image(("a/one:1", "a/one:latest")),
+             images.busybox_image(("b/two:2",))]
+    saved = images.write_docker_save(tmp_path / "multi.tar", specs)
+    found = sources.read(str(saved.path))
+    assert [image.tags for image in found] == [("a/one:1", "a/one:latest"),
+                                               ("b/two:2",)]
+    # The shared busybox layer is symlinked in the tar and read through the link.
+    assert found[0].layers[0].diff_id == found[1].layers[0].diff_id
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (images.truncated, "truncated"),
+        (images.with_dotdot_member, "member name '../evil' points outside"),
+        (images.with_absolute_member, "member name '/etc/evil' points outside"),
+        (images.with_missing_layer, "it has no member"),
+        (images.with_escaping_symlink, "points outside the archive"),
+    ],
+)
+def test_bad_tarballs_are_refused(hello_tar: images.SavedTarball, tmp_path: Path,
+                                  make, message: str) -> None:  # type: ignore[no-untyped-def]
+    bad = make(hello_tar.path, tmp_path / "bad.tar")
+    with pytest.raises(SourceError) as info:
+        for image in sources.read(str(bad)):
+            for layer in image.layers:
+                with layer.opener() as stream:
+                    while stream.read(1 << 20):
+                        pass
+    assert message in str(info.value)
+    assert str(bad) in str(info.value)
+
+
+def test_not_a_tar(tmp_path: Path) -> None:
+    bad = images.not_a_tar(tmp_path / "x.tar")
+    with pytest.raises(SourceError, match="not a tar archive"):
+        sources.read(str(bad))
+
+
+def test_compressed_tarball_gets_a_hint(hello_tar: images.SavedTarball,
+                                        tmp_path: Path) -> None:
+    import gzip
+
+    packed = tmp_path / "hello.tar.gz"
+    packed.write_bytes(gzip.compress(hello_tar.path.read_bytes()))
+    with pytest.raises(SourceError) as info:
+        sources.read(str(packed))
+    assert "compressed file" in str(info.value)
+    assert info.value.hint and "gunzip" in info.value.hint

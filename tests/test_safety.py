@@ -1,0 +1,98 @@
+"""Interrupted and concurrent publishes never leave a reader something broken."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import images
+from staticreg import digest, paths
+
+
+def _publish_cmd(root: Path, tar: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "staticreg", "publish", "--root", str(root),
+            str(tar), *extra]
+
+
+def check_tree(root: Path) -> int:
+    """Assert that every tag and manifest a reader can reach is whole; count tags."""
+    tags = 0
+    for tag_file in root.glob("repositories/**/_tags/*"):
+        name = str(tag_file.parent.parent.relative_to(root / "repositories"))
+        raw = tag_file.read_bytes()
+        found = digest.of_bytes(raw)
+        media_type = paths.media_type_of(tag_file.name)
+        assert media_type is not None
+        assert (root / paths.manifest(name, found, media_type)).read_bytes() == raw
+        manifest = json.loads(raw)
+        for desc in [manifest["config"], *manifest["layers"]]:
+            blob = digest.parse(desc["digest"])
+            assert (root / paths.blob_link(name, blob)).exists()
+            assert (root / paths.blob(blob)).stat().st_size == desc["size"]
+        tags += 1
+    return tags
+
+
+@pytest.fixture
+def big_tar(tmp_path: Path) -> Path:
+    """An image with a 48 MB layer, so a publish lasts long enough to interrupt."""
+    noise = os.urandom(48 << 20)
+    layer = images.build_layer({"/noise.bin": noise})
+    spec = images.ImageSpec(layers=(images.build_rootfs_layer(), layer),
+                            repo_tags=("big/app:1",))
+    return images.write_docker_save(tmp_path / "big.tar", [spec]).path
+
+
+def test_kill_at_any_point_leaves_no_broken_pointer(tmp_path: Path, big_tar: Path,
+                                                    hello_tar: images.SavedTarball,
+                                                    ) -> None:
+    root = tmp_path / "tree"
+    subprocess.run(_publish_cmd(root, hello_tar.path), check=True,
+                   capture_output=True)
+    for delay in (0.05, 0.2, 0.4, 0.6, 0.9, 1.3):
+        proc = subprocess.Popen(_publish_cmd(root, big_tar, "--compression", "zstd"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert check_tree(root) >= 1
+
+    done = subprocess.run(_publish_cmd(root, big_tar), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert check_tree(root) == 2
+    # The next writer removed the staging left by the killed ones.
+    assert list((root / paths.TMP).iterdir()) == []
+
+
+def test_ctrl_c_leaves_no_temporary_file(tmp_path: Path, big_tar: Path) -> None:
+    root = tmp_path / "tree"
+    proc = subprocess.Popen(_publish_cmd(root, big_tar), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.fail("publish finished before the interrupt; make the image larger")
+    assert proc.returncode == 130 and "Aborted!" in err
+    assert not root.exists() or not list(root.rglob("blob-*"))
+
+
+def test_concurrent_publishes_both_succeed(tmp_path: Path, big_tar: Path,
+                                           hello_tar: images.SavedTarball) -> None:
+    root = tmp_path / "tree"
+    procs = [subprocess.Popen(_publish_cmd(root, tar), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+             for tar in (big_tar, hello_tar.path)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    assert check_tree(root) == 2
+    catalog = json.loads((root / paths.CATALOG).read_bytes())
+    assert catalog == {"repositories": ["big/app", "test/img"]}
