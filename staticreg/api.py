@@ -38,6 +38,12 @@ _NAME = reference.NAME_RE.pattern.strip("^$")
 _MANIFEST_RE = re.compile(rf"^/v2/(?P<name>{_NAME})/manifests/(?P<ref>[^/]+)$")
 _BLOB_RE = re.compile(rf"^/v2/(?P<name>{_NAME})/blobs/(?P<ref>[^/]+)$")
 _TAGS_RE = re.compile(rf"^/v2/(?P<name>{_NAME})/tags/list$")
+# What the patterns above leave, in the order nginx's fallback locations try it.
+_FALLBACKS = (
+    (re.compile(rf"^/v2/{_NAME}/manifests/[^/]*:"), "DIGEST_INVALID"),
+    (re.compile(rf"^/v2/{_NAME}/manifests/"), "MANIFEST_UNKNOWN"),
+    (re.compile(rf"^/v2/{_NAME}/blobs/"), "DIGEST_INVALID"),
+)
 
 
 def error_body(code: str) -> bytes:
@@ -79,6 +85,9 @@ def route(method: str, path: str) -> Route:
         match = pattern.match(path)
         if match:
             return handler(match.group("name"), match.groupdict().get("ref"))
+    for pattern, code in _FALLBACKS:
+        if pattern.match(path):
+            return Route(error=code)
     return Route(error="NOT_FOUND")
 
 

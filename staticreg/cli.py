@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -204,12 +205,23 @@ def nginx_command(
 )
 def serve_command(root: str, listen: str) -> None:
     """Serve the tree at ROOT over HTTP (for development; use nginx in production)."""
+    with _errors():
+        host, port = _split_listen(listen)
+    _serve(root, host, port)
+
+
+def _serve(root: str, host: str, port: int) -> None:
     from staticreg import server
 
     with _errors():
-        host, port = _split_listen(listen)
         tree = store.open_store(root)
-        httpd = server.serve(tree, host, port)
+        try:
+            httpd = server.serve(tree, host, port)
+        except OSError as err:
+            raise StaticregError(
+                f"cannot listen on {host}:{port}: {err.strerror}",
+                hint="pick another port with --listen HOST:PORT",
+            ) from None
     log.info("serving %s on http://%s:%d/ (Ctrl-C to stop)", root, host, port)
     try:
         httpd.serve_forever()
@@ -217,6 +229,39 @@ def serve_command(root: str, listen: str) -> None:
         pass
     finally:
         httpd.server_close()
+
+
+@cli.command("demo")
+@root_option
+@click.option("--listen", default="127.0.0.1:5000", show_default=True,
+              metavar="HOST:PORT", help="Address to serve on.")
+@click.option("--no-serve", is_flag=True, help="Publish only; do not serve.")
+def demo_command(root: str, listen: str, no_serve: bool) -> None:
+    """Publish a built-in sample image into ROOT and serve it."""
+    import tempfile
+
+    from staticreg import sample
+
+    with _errors(), tempfile.TemporaryDirectory() as work:
+        tarball = os.path.join(work, "sample.tar")
+        sample.write(tarball)
+        tree = store.open_store(root)
+        try:
+            pairs = targets.resolve(sources.read(tarball), [])
+            results = publish.publish(tree, pairs)
+        finally:
+            tree.close()
+    for result in results:
+        click.echo(str(result))
+    if no_serve:
+        return
+    host, port = _split_listen(listen)
+    name = f"{host}:{port}/{results[0].repository}:{results[0].tag}"
+    log.info("pull it with any of:\n  docker pull %s\n  podman pull --tls-verify=false "
+             "%s\n  ctr images pull --plain-http %s\n  skopeo copy "
+             "--src-tls-verify=false docker://%s oci:hello:latest", name, name, name,
+             name)
+    _serve(root, host, port)
 
 
 def _split_listen(listen: str) -> tuple[str, int]:

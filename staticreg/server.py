@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+import posixpath
 import re
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import BinaryIO
@@ -58,7 +59,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, send_body: bool) -> None:
         url = urlsplit(self.path)
-        path = unquote(url.path)
+        path = _normalize(unquote(url.path))
         route = api.route(self.command, path)
         if route.error:
             return self._error(route.error, send_body)
@@ -145,6 +146,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if send_body:
             self.wfile.write(body)
+
+
+def _normalize(path: str) -> str:
+    """Resolve '.', '..' and repeated slashes as nginx does before routing."""
+    clean = posixpath.normpath("/" + path.lstrip("/"))
+    clean = "/" + clean.lstrip("/")
+    return clean + "/" if path.endswith("/") and clean != "/" else clean
 
 
 def _parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:

@@ -10,6 +10,9 @@ import pytest
 
 from harness import images
 
+# The real servers and clients (nginx, containerd, dockerd, podman, skopeo).
+pytest_plugins = ["harness"]
+
 
 @pytest.fixture
 def hello_tar(tmp_path: Path) -> images.SavedTarball:

@@ -73,9 +73,13 @@ def test_kill_at_any_point_leaves_no_broken_pointer(tmp_path: Path, big_tar: Pat
 
 def test_ctrl_c_leaves_no_temporary_file(tmp_path: Path, big_tar: Path) -> None:
     root = tmp_path / "tree"
-    proc = subprocess.Popen(_publish_cmd(root, big_tar), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    time.sleep(0.5)
+    proc = subprocess.Popen(_publish_cmd(root, big_tar, "--compression", "zstd",
+                                         "--compression-level", "9"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not list(root.glob(".staticreg/tmp/*/blob-*")):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.005)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     if proc.returncode == 0:

@@ -12,7 +12,6 @@ import pytest
 
 from harness import NginxFactory, daemons, images
 
-pytest_plugins = ["harness"]
 
 HELLO = images.HELLO_TEXT.decode().strip()
 

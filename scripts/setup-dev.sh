@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs on Debian 12, as root: the real registry
+# clients and servers the end-to-end tests drive, and staticreg with its test extras.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBIAN_PACKAGES=(
+  nginx               # serves the published tree
+  skopeo podman       # registry clients
+  containerd runc     # ctr pull and ctr run
+  docker.io           # the Docker engine (dockerd) for docker pull/run/save
+  docker-registry     # the CNCF distribution registry, a peer for the benchmark
+  busybox-static      # the static binary inside the test images
+  umoci zstd openssl  # image tools and the benchmark's yardsticks
+  procps iproute2 ca-certificates
+)
+
+missing=()
+for package in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" ||
+    missing+=("$package")
+done
+if ((${#missing[@]})); then
+  # Packages must not start services on a machine without an init system.
+  created_policy=0
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    created_policy=1
+  fi
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    "${missing[@]}"
+  if ((created_policy)); then rm -f /usr/sbin/policy-rc.d; fi
+fi
+
+python3 -m pip install -q --disable-pip-version-check -e '.[test,s3]'
