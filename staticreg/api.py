@@ -16,6 +16,7 @@ from staticreg import digest as digestmod
 from staticreg import paths, reference
 
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
+FILTERS_HEADER = "OCI-Filters-Applied"
 IMMUTABLE = "public, max-age=31536000, immutable"
 SHORT_MAX_AGE = 60
 SHORT = f"public, max-age={SHORT_MAX_AGE}"
@@ -38,11 +39,13 @@ _NAME = reference.NAME_RE.pattern.strip("^$")
 _MANIFEST_RE = re.compile(rf"^/v2/(?P<name>{_NAME})/manifests/(?P<ref>[^/]+)$")
 _BLOB_RE = re.compile(rf"^/v2/(?P<name>{_NAME})/blobs/(?P<ref>[^/]+)$")
 _TAGS_RE = re.compile(rf"^/v2/(?P<name>{_NAME})/tags/list$")
+_REFERRERS_RE = re.compile(rf"^/v2/(?P<name>{_NAME})/referrers/(?P<ref>[^/]+)$")
 # What the patterns above leave, in the order nginx's fallback locations try it.
 _FALLBACKS = (
     (re.compile(rf"^/v2/{_NAME}/manifests/[^/]*:"), "DIGEST_INVALID"),
     (re.compile(rf"^/v2/{_NAME}/manifests/"), "MANIFEST_UNKNOWN"),
     (re.compile(rf"^/v2/{_NAME}/blobs/"), "DIGEST_INVALID"),
+    (re.compile(rf"^/v2/{_NAME}/referrers/"), "DIGEST_INVALID"),
 )
 
 
@@ -58,6 +61,10 @@ class Route:
     ``error`` answers at once. ``require`` names keys that must exist for the answer
     to be given (a blob's link, a repository's record); ``missing`` is the error
     when one does not, ``unknown`` the error when none of ``keys`` exists.
+    ``search`` answers from the precomputed results for the query's term (an
+    empty result when there are none, never an error). ``index`` is the page a
+    folder's URL without its final '/' redirects to, as nginx's static module
+    does; ``site`` marks pages of the browse site, which get ``SITE_HEADERS``.
     """
 
     keys: tuple[str, ...] = ()
@@ -68,6 +75,10 @@ class Route:
     cache: str = SHORT
     digest: str | None = None
     page_field: str | None = None
+    referrers: digestmod.Digest | None = None
+    search: bool = False
+    index: str | None = None
+    site: bool = False
 
 
 def route(method: str, path: str) -> Route:
@@ -81,6 +92,7 @@ def route(method: str, path: str) -> Route:
         (_MANIFEST_RE, _manifest),
         (_BLOB_RE, _blob),
         (_TAGS_RE, _tags),
+        (_REFERRERS_RE, _referrers),
     ):
         match = pattern.match(path)
         if match:
@@ -88,7 +100,13 @@ def route(method: str, path: str) -> Route:
     for pattern, code in _FALLBACKS:
         if pattern.match(path):
             return Route(error=code)
-    return Route(error="NOT_FOUND")
+    if path == "/v1/_ping":
+        return Route(keys=(paths.PING,), cache="no-cache")
+    if path == "/v1/search":
+        return Route(search=True)
+    if path.startswith(("/v1/", "/v2/")):
+        return Route(error="NOT_FOUND")
+    return _site(path)
 
 
 def _manifest(name: str, ref: str | None) -> Route:
@@ -125,6 +143,17 @@ def _blob(name: str, ref: str | None) -> Route:
     )
 
 
+def _referrers(name: str, ref: str | None) -> Route:
+    # Any well-formed digest answers 200: an empty index when nothing refers to it.
+    assert ref is not None
+    if not digestmod.is_valid(ref):
+        return Route(error="DIGEST_INVALID")
+    found = digestmod.parse(ref)
+    return Route(
+        keys=(paths.referrers(name, found), paths.EMPTY_REFERRERS), referrers=found
+    )
+
+
 def _tags(name: str, _: str | None) -> Route:
     return Route(
         keys=(paths.tags_list(name),), unknown="NAME_UNKNOWN", page_field="tags"
@@ -148,3 +177,81 @@ def paginate(
         link = f'<{path}?n={n}&last={items[-1]}>; rel="next"'
     doc[field] = items
     return json.dumps(doc).encode(), link
+
+
+# The browse site and docker search ----------------------------------------------
+
+# Headers of every page of the site: the pages load nothing from elsewhere (their
+# own <meta> policy says so), and a browser must not guess another content type.
+SITE_HEADERS = (("X-Content-Type-Options", "nosniff"),)
+SEARCH_LIMIT = 100
+MAX_SEARCH_TERM = 200
+# What a precomputed term can be: a prefix of a repository name (so no '..' part
+# and no leading '/') or of a description word. nginx checks the same pattern.
+SEARCH_TERM_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*(?:/[a-z0-9][a-z0-9._-]*)*/?$")
+
+
+def _site(path: str) -> Route:
+    if path.endswith("/"):
+        return Route(keys=(f"{paths.SITE}{path}index.html",), site=True)
+    key = f"{paths.SITE}{path}"
+    return Route(keys=(key,), index=f"{key}/index.html", site=True)
+
+
+def search_term(query: str) -> str:
+    """The term of a ``/v1/search`` query string, read as nginx reads it.
+
+    The raw first ``q`` argument (nginx's ``$arg_q``), with '%2F' decoded, as the
+    Docker engine encodes '/', and lower-cased; '' when it cannot be a term.
+    """
+    raw = ""
+    for argument in query.split("&"):
+        name, _, value = argument.partition("=")
+        if name.lower() == "q":
+            raw = value
+            break
+    term = re.sub("%2f", "/", raw, flags=re.IGNORECASE).lower()
+    if len(term) > MAX_SEARCH_TERM or not SEARCH_TERM_RE.match(term):
+        return ""
+    return term
+
+
+def search_item(name: str, description: str) -> str:
+    """One result of ``/v1/search``, as the Docker engine reads it (JSON text)."""
+    return json.dumps(
+        {
+            "name": name,
+            "description": description,
+            "star_count": 0,
+            "is_official": False,
+            "is_automated": False,
+        }
+    )
+
+
+def search_body(
+    term: str, items: list[str], total: int, page_size: int = SEARCH_LIMIT
+) -> bytes:
+    """The answer to ``/v1/search``: Docker Hub's shape, ``items`` from
+    ``search_item``. ``total`` counts every match, ``items`` the first of them."""
+    head = json.dumps(
+        {
+            "query": term,
+            "num_results": total,
+            "num_pages": -(-total // page_size),
+            "page_size": page_size,
+            "page": 1,
+        }
+    )
+    return f'{head[:-1]}, "results": [{", ".join(items)}]}}'.encode()
+
+
+def search_page(body: bytes | None, term: str, n: int | None) -> bytes:
+    """Cut a precomputed answer to ``n`` results (``staticreg serve`` only)."""
+    if body is None:
+        return search_body(term, [], 0)
+    if n is None or not 0 < n < SEARCH_LIMIT:
+        return body
+    doc = json.loads(body)
+    items = [json.dumps(item) for item in doc["results"][:n]]
+    return search_body(doc["query"], items, doc["num_results"], n)

@@ -34,6 +34,7 @@ class RepositoryRecord:
     name: str
     tags: dict[str, TagEntry] = field(default_factory=dict)
     manifests: dict[str, JSON] = field(default_factory=dict)
+    referrers: dict[str, list[JSON]] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         doc = {
@@ -43,6 +44,7 @@ class RepositoryRecord:
                 for tag, e in sorted(self.tags.items())
             },
             "manifests": dict(sorted(self.manifests.items())),
+            "referrers": dict(sorted(self.referrers.items())),
         }
         return (json.dumps(doc, indent=1, sort_keys=False) + "\n").encode()
 
@@ -51,10 +53,21 @@ class RepositoryRecord:
         return json.dumps({"name": self.name, "tags": sorted(self.tags)}).encode()
 
     def blob_size(self, manifest_digest: str) -> int:
-        """Compressed size of a manifest's blobs, the figure ``docker images`` shows
-        as pulled size on a registry page."""
-        blobs = self.manifests.get(manifest_digest, {}).get("blobs", {})
-        return sum(int(size) for size in blobs.values())
+        """Compressed size of the blobs a manifest (or an index's manifests)
+        references: what a pull of every platform downloads."""
+        entry = self.manifests.get(manifest_digest, {})
+        total = sum(int(size) for size in entry.get("blobs", {}).values())
+        for child in entry.get("manifests", []):
+            total += self.blob_size(child) + int(
+                self.manifests.get(child, {}).get("size", 0)
+            )
+        return total
+
+    def platforms(self, manifest_digest: str) -> list[str]:
+        entry = self.manifests.get(manifest_digest, {})
+        if "platforms" in entry:
+            return list(entry["platforms"])
+        return [entry["platform"]] if entry.get("platform") else []
 
 
 def read_repository(store: Store, name: str) -> RepositoryRecord | None:
@@ -68,7 +81,8 @@ def read_repository(store: Store, name: str) -> RepositoryRecord | None:
             tag: TagEntry(e["digest"], e["mediaType"], int(e["size"]))
             for tag, e in doc["tags"].items()
         }
-        return RepositoryRecord(doc["name"], tags, dict(doc["manifests"]))
+        referrers = {k: list(v) for k, v in (doc.get("referrers") or {}).items()}
+        return RepositoryRecord(doc["name"], tags, dict(doc["manifests"]), referrers)
     except (ValueError, KeyError, TypeError) as err:
         raise StoreError(
             f"cannot read {paths.repository_record(name)!r} in {store.url}: {err}",

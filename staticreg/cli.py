@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from staticreg import __version__, publish, sources, store, targets
+from staticreg import digest as digestmod
 from staticreg.errors import StaticregError
 from staticreg.gen import nginx
 from staticreg.pipeline import Plan
@@ -89,11 +90,23 @@ def cli(verbose: int, quiet: bool) -> None:
     help="gzip 0-3 (default 1), zstd 1-19 (default 3).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+@click.option(
+    "--ref",
+    metavar="REF",
+    help="Pick the image of an OCI layout with this ref name (same as INPUT:REF).",
+)
+@click.option(
+    "--platform",
+    "platforms",
+    multiple=True,
+    metavar="OS/ARCH[/VARIANT]",
+    help="Publish only these platforms of a multi-platform index (repeatable).",
+)
 @click.argument(
     "inputs",
     nargs=-1,
     required=True,
-    metavar="TARBALL...",
+    metavar="INPUT...",
     type=click.Path(dir_okay=True),
 )
 def publish_command(
@@ -102,21 +115,27 @@ def publish_command(
     compression: str,
     compression_level: int | None,
     as_json: bool,
+    ref: str | None,
+    platforms: tuple[str, ...],
     inputs: tuple[str, ...],
 ) -> None:
-    """Publish docker save tarballs into the tree at ROOT."""
+    """Publish docker save tarballs and OCI layouts (folders or tars; INPUT:REF
+    picks one image of a layout) into the tree at ROOT."""
     from staticreg import progress
 
     with _errors():
         plan = Plan(compression, compression_level)
         plan.codec_for("none")  # validates the level before any input is read
         refs = targets.parse_tags(tags)
-        images = [image for path in inputs for image in sources.read(path)]
-        pairs = targets.resolve(images, refs)
+        read = [sources.read(path, ref, platforms) for path in inputs]
+        pairs = targets.resolve([n for found in read for n in found.nodes], refs)
+        extra = [(node, None) for found in read for node in found.referrers]
         tree = store.open_store(root)
         try:
             with progress.reporter() as reporter:
-                results = publish.publish(tree, pairs, plan, reporter)
+                results = publish.publish(
+                    tree, pairs, plan, reporter, extra_referrers=extra
+                )
         finally:
             tree.close()
     if as_json:
@@ -138,6 +157,46 @@ def publish_command(
     else:
         for result in results:
             click.echo(str(result))
+
+
+@cli.command("attach")
+@root_option
+@click.option("--subject", required=True, metavar="NAME:TAG",
+              help="The published image the files are about (NAME:TAG or "
+              "NAME@DIGEST).")
+@click.option("--artifact-type", required=True, metavar="TYPE",
+              help="Media type saying what the files are, e.g. "
+              "application/spdx+json.")
+@click.option("--media-type", default="application/octet-stream", show_default=True,
+              help="Media type of each file.")
+@click.option("--annotation", "annotations", multiple=True, metavar="KEY=VALUE",
+              help="Annotation of the artifact manifest (repeatable).")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def attach_command(root: str, subject: str, artifact_type: str, media_type: str,
+                   annotations: tuple[str, ...], files: tuple[str, ...]) -> None:
+    """Publish FILES (an SBOM, a signature, a report) as an OCI artifact that
+    refers to an image, so clients find it through the referrers API."""
+    from staticreg import attach, show
+
+    with _errors():
+        pairs = dict(_key_value(a) for a in annotations)
+        tree = store.open_store(root)
+        try:
+            ref, descriptor = show.resolve(tree, subject)
+            artifact = attach.build(descriptor, artifact_type, files, media_type,
+                                    pairs)
+            publish.publish(tree, [], extra_referrers=[(artifact, [ref.repository])])
+        finally:
+            tree.close()
+    found = digestmod.of_bytes(artifact.manifest)
+    click.echo(f"{ref.repository}@{found}")
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise StaticregError(f"invalid --annotation {text!r}: expected KEY=VALUE")
+    return key, value
 
 
 @cli.command("nginx")
@@ -247,7 +306,7 @@ def demo_command(root: str, listen: str, no_serve: bool) -> None:
         sample.write(tarball)
         tree = store.open_store(root)
         try:
-            pairs = targets.resolve(sources.read(tarball), [])
+            pairs = targets.resolve(sources.read(tarball).nodes, [])
             results = publish.publish(tree, pairs)
         finally:
             tree.close()

@@ -9,6 +9,8 @@ filesystem. Repository names cannot start with '_' (see ``reference.py``), so th
     staticreg.json                              tree format version and settings
     v2/index.json                               GET /v2/  (an empty JSON object)
     v2/_catalog.json                            GET /v2/_catalog
+    v2/_empty.oci-index                         the referrers answer for a digest
+                                                nothing refers to (200, never 404)
     blobs/sha256/<hex>                          every blob once, shared by all
                                                 repositories: layers, configs and
                                                 manifests
@@ -23,14 +25,34 @@ filesystem. Repository names cannot start with '_' (see ``reference.py``), so th
                                                 (a full copy of the manifest, never
                                                 a pointer: a static server cannot
                                                 follow one)
+        _referrers/sha256/<hex>.oci-index       GET /v2/<name>/referrers/sha256:<hex>
+        _referrers/sha256/<hex>/<type>.oci-index  the same, filtered by one
+                                                artifactType (percent-encoded)
         _blobs/sha256/<hex>                     empty link: GET /v2/<name>/blobs/
                                                 sha256:<hex> is served from blobs/
                                                 only while this link exists, as the
                                                 distribution registry does
+    v1/_ping.json                               GET /v1/_ping  (docker search)
+    v1/search/<term>.json                       GET /v1/search?q=<term>: results
+                                                precomputed for every lower-case
+                                                prefix of 2 or more characters of
+                                                names, their path parts and
+                                                description words; '/' is written
+                                                '~', which no name or word holds
+    site/                                       the browse site, served at /; every
+        index.html                              link in it is relative, so it also
+        page/<n>/index.html                     works from a bucket or a folder
+        r/<name>/index.html                     one repository's page
+        assets/site.css, assets/site.js         copied from the package's site/
+        index.json                              every repository with its tags,
+                                                digests, platforms, sizes, labels
+        search.json                             names and descriptions, fetched by
+                                                the home page's search box
     .staticreg/                                 private to the publisher, never
         lock                                    served: the writers' lock, staging
         tmp/<writer>/...                        area and the layer map that lets a
         layers/<diff-hex>.<settings>            republish skip compression
+        site.json                               the site's settings (--base-url)
 
 ``<ext>`` encodes the manifest's media type (``MANIFEST_EXTENSIONS``), because a
 static server derives ``Content-Type`` from a file's extension alone, and every
@@ -45,6 +67,7 @@ from staticreg.digest import Digest
 FORMAT_VERSION = 1
 SETTINGS = "staticreg.json"
 API_ROOT = "v2/index.json"
+EMPTY_REFERRERS = "v2/_empty.oci-index"
 CATALOG = "v2/_catalog.json"
 PRIVATE = ".staticreg"
 LOCK = f"{PRIVATE}/lock"
@@ -97,8 +120,40 @@ def blob_link(name: str, digest: Digest) -> str:
     return f"{repository(name)}/_blobs/{digest.algorithm}/{digest.hex}"
 
 
+def referrers(name: str, subject: Digest) -> str:
+    return f"{repository(name)}/_referrers/{subject.algorithm}/{subject.hex}.oci-index"
+
+
+def referrers_by_type(name: str, subject: Digest, type_key: str) -> str:
+    base = f"{repository(name)}/_referrers/{subject.algorithm}/{subject.hex}"
+    return f"{base}/{type_key}.oci-index"
+
+
 def layer_map(diff_id: Digest, settings_id: str) -> str:
     return f"{PRIVATE}/layers/{diff_id.hex}.{settings_id}"
+
+
+# The browse site and docker search (gen/indexjson.py, gen/site.py).
+PING = "v1/_ping.json"
+SEARCH_RESULTS = "v1/search"
+SITE = "site"
+SITE_ASSETS = f"{SITE}/assets"
+INDEX_JSON = f"{SITE}/index.json"
+SEARCH_JSON = f"{SITE}/search.json"
+SITE_SETTINGS = f"{PRIVATE}/site.json"
+
+
+def search_result(term: str) -> str:
+    """The answer to ``GET /v1/search?q=<term>``, for a lower-case term."""
+    return f"{SEARCH_RESULTS}/{term.replace('/', '~')}.json"
+
+
+def site_home(page: int) -> str:
+    return f"{SITE}/index.html" if page == 1 else f"{SITE}/page/{page}/index.html"
+
+
+def site_repository(name: str) -> str:
+    return f"{SITE}/r/{name}/index.html"
 
 
 def media_type_of(key: str) -> str | None:

@@ -19,7 +19,7 @@ from staticreg import digest as digestmod
 from staticreg.compression import Codec
 from staticreg.digest import Digest, Hasher
 from staticreg.errors import DigestMismatch, SourceError
-from staticreg.model import Layer
+from staticreg.model import Blob, Layer
 from staticreg.store import StagedWriter, Store
 
 log = logging.getLogger(__name__)
@@ -30,12 +30,15 @@ Progress = Callable[[int], None]
 
 @dataclass(frozen=True)
 class Plan:
-    """What the tree asks of layers: 'auto' keeps compressed input as it is."""
+    """What the tree asks of layers: 'auto' keeps compressed input as it is, and
+    'keep' keeps every layer as it is (for images whose digest must not change)."""
 
     compression: str = "auto"
     level: int | None = None
 
     def codec_for(self, source_kind: str) -> Codec:
+        if self.compression == "keep":
+            return compression.codec(source_kind, None)
         if self.compression == "auto":
             if source_kind != "none":
                 return compression.codec(source_kind, None)
@@ -44,6 +47,8 @@ class Plan:
 
     def keeps(self, source_kind: str) -> bool:
         """True when the source's bytes are stored as they are."""
+        if self.compression == "keep":
+            return True
         if source_kind == "none":
             return self.compression == "none"
         return self.compression in ("auto", source_kind)
@@ -156,6 +161,8 @@ def _stream(
             _transcode(source, head, kind, target, sink, diff_hasher, progress)
         writer.close()
         _check_diff_id(layer, diff_hasher.digest())
+        if layer.stored is not None and plan.keeps(kind):
+            _check_stored(layer, sink.hasher)
     except BaseException:
         writer.discard()
         raise
@@ -233,6 +240,53 @@ def _with_head(head: bytes, source: BinaryIO) -> Iterator[bytes]:
 def _chunks(source: BinaryIO) -> Iterator[bytes]:
     while chunk := source.read(CHUNK_SIZE):
         yield chunk
+
+
+def _check_stored(layer: Layer, hasher: Hasher) -> None:
+    assert layer.stored is not None
+    expected = layer.stored
+    if (hasher.digest(), hasher.size) != (expected.digest, expected.size):
+        raise DigestMismatch(
+            f"layer {layer.name!r} has digest {hasher.digest()} and size "
+            f"{hasher.size}, but its manifest expects {expected.digest} and size "
+            f"{expected.size}",
+            hint="the layout is corrupt or was modified; export it again",
+        )
+
+
+@dataclass
+class StagedBlob:
+    """A blob copied as it is: staged for commit, or already in the tree."""
+
+    digest: Digest
+    size: int
+    writer: StagedWriter | None
+
+
+def stage_blob(blob: Blob, store: Store, progress: Progress) -> StagedBlob:
+    """Copy a blob the source names by digest, checking digest and size."""
+    expected = blob.descriptor
+    if store.stat(paths.blob(expected.digest)) == expected.size:
+        return StagedBlob(expected.digest, expected.size, None)
+    writer = store.staged_writer()
+    try:
+        sink = _HashingSink(writer)
+        with blob.opener() as source:
+            for chunk in _chunks(source):
+                sink.write(chunk)
+                progress(len(chunk))
+        writer.close()
+        actual = sink.hasher
+        if (actual.digest(), actual.size) != (expected.digest, expected.size):
+            raise DigestMismatch(
+                f"blob {blob.name!r} has digest {actual.digest()} and size "
+                f"{actual.size}, expected {expected.digest} and size {expected.size}",
+                hint="the input is corrupt or was modified; export it again",
+            )
+    except BaseException:
+        writer.discard()
+        raise
+    return StagedBlob(expected.digest, expected.size, writer)
 
 
 def _check_diff_id(layer: Layer, actual: Digest) -> None:

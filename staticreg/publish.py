@@ -1,11 +1,11 @@
 """Write images into a tree: blobs, then manifests, then tags, then listings.
 
-The order is what keeps readers safe. Every blob of every image is staged and
+The order is what keeps readers safe. Every blob of every input is staged and
 checked before anything becomes visible; then, under the tree's lock, blobs are
-committed, then each repository's blob links and manifests by digest, then its
-tags, its record and tags list, and last the catalog. An interrupted publish
-leaves at worst unreferenced blobs, never a tag or manifest pointing at something
-missing.
+committed, then each repository's blob links and manifests by digest (an index's
+manifests before the index), then its tags, referrers, record and tags list, and
+last the catalog. An interrupted publish leaves at worst unreferenced blobs, never
+a tag or manifest pointing at something missing.
 """
 
 from __future__ import annotations
@@ -14,20 +14,25 @@ import json
 import logging
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 
-from staticreg import __version__, catalog, mediatypes, paths, pipeline
+from staticreg import __version__, catalog, manifests, paths, pipeline, referrers
 from staticreg import digest as digestmod
 from staticreg.catalog import RepositoryRecord, TagEntry
 from staticreg.digest import Digest
 from staticreg.errors import Conflict
-from staticreg.model import JSON, Image, Layer
-from staticreg.pipeline import Plan, StagedLayer
+from staticreg.manifests import Built
+from staticreg.model import Artifact, Blob, Image, Index, Layer, Node
+from staticreg.pipeline import Plan, StagedBlob, StagedLayer
 from staticreg.reference import Reference
-from staticreg.store import Store
+from staticreg.store import StagedWriter, Store
 
 log = logging.getLogger(__name__)
+
+Target = tuple[Node, Sequence[Reference]]
+# A referrer and the repositories to publish it in (None: wherever its subject is).
+Referrer = tuple[Node, Sequence[str] | None]
 
 
 @dataclass(frozen=True)
@@ -44,14 +49,6 @@ class Published:
         return f"{self.repository}:{self.tag}@{self.digest}"
 
 
-@dataclass(frozen=True)
-class _Manifest:
-    image: Image
-    raw: bytes
-    digest: Digest
-    blobs: dict[str, int]
-
-
 class Reporter:
     """Progress hooks; the CLI draws bars with them, the library stays silent."""
 
@@ -65,30 +62,47 @@ class Reporter:
         pass
 
 
+@dataclass
+class _Staged:
+    layers: dict[tuple[Digest, Digest | None], StagedLayer] = field(
+        default_factory=dict
+    )
+    blobs: dict[Digest, StagedBlob] = field(default_factory=dict)
+
+    def writers(self) -> list[StagedWriter]:
+        found = [s.writer for s in self.layers.values()]
+        found += [s.writer for s in self.blobs.values()]
+        return [w for w in found if w is not None]
+
+
 def publish(
     store: Store,
-    targets: Sequence[tuple[Image, Sequence[Reference]]],
+    targets: Sequence[Target],
     plan: Plan | None = None,
     reporter: Reporter | None = None,
     workers: int | None = None,
+    extra_referrers: Sequence[Referrer] = (),
 ) -> list[Published]:
-    """Publish each image under its references; return one entry per tag."""
+    """Publish each node under its references, and referrers beside their
+    subjects; return one entry per tag written."""
     plan = plan or Plan()
     reporter = reporter or Reporter()
     check_tree(store)
-    staged = _stage_layers(
-        [image for image, _ in targets], plan, store, reporter, workers
-    )
+    nodes = [node for node, _ in targets] + [node for node, _ in extra_referrers]
+    keep = _subjects(extra_referrers)
+    staged = _Staged()
     try:
-        manifests = [_build_manifest(image, staged) for image, _ in targets]
+        _stage(nodes, plan, keep, store, reporter, workers, staged)
+        built = [manifests.build(node, staged.layers) for node, _ in targets]
+        built_refs = [
+            manifests.build(node, staged.layers) for node, _ in extra_referrers
+        ]
         with store.lock():
-            _commit_blobs(store, targets, staged, manifests)
-            published = _commit_pointers(store, targets, manifests)
+            _commit_blobs(store, staged, built + built_refs)
+            return _commit_pointers(store, targets, built, extra_referrers, built_refs)
     finally:
-        for layer in staged.values():
-            if layer.writer is not None:
-                layer.writer.discard()
-    return published
+        for writer in staged.writers():
+            writer.discard()
 
 
 def check_tree(store: Store) -> None:
@@ -112,124 +126,176 @@ def check_tree(store: Store) -> None:
         )
 
 
+def _subjects(extra: Sequence[Referrer]) -> set[Digest]:
+    return {s for node, _ in extra if (s := node.subject) is not None}
+
+
 # Stage ---------------------------------------------------------------------------
 
 
-def _stage_layers(
-    images: Sequence[Image],
+def _flatten(nodes: Sequence[Node]) -> list[Image | Artifact]:
+    found: list[Image | Artifact] = []
+    for node in nodes:
+        if isinstance(node, Index):
+            found += _flatten(node.children)
+        else:
+            found.append(node)
+    return found
+
+
+def _kept_images(nodes: Sequence[Node], keep: set[Digest]) -> set[int]:
+    """Images whose digest referrers name: their bytes must not change."""
+    kept: set[int] = set()
+    for node in nodes:
+        raw = node.raw if isinstance(node, Index) else getattr(node, "manifest", None)
+        whole = raw is not None and digestmod.of_bytes(raw) in keep
+        for leaf in _flatten([node]):
+            if isinstance(leaf, Image) and (
+                whole
+                or (
+                    leaf.manifest is not None
+                    and digestmod.of_bytes(leaf.manifest) in keep
+                )
+            ):
+                kept.add(id(leaf))
+    return kept
+
+
+def _stage(
+    nodes: Sequence[Node],
     plan: Plan,
+    keep: set[Digest],
     store: Store,
     reporter: Reporter,
     workers: int | None,
-) -> dict[Digest, StagedLayer]:
-    unique: dict[Digest, Layer] = {}
-    for image in images:
-        for layer in image.layers:
-            unique.setdefault(layer.diff_id, layer)
-
-    def run(layer: Layer) -> StagedLayer:
-        key = layer.diff_id.short
-        reporter.start_layer(key, layer.name, layer.size)
-        try:
-            return pipeline.stage(
-                layer, plan, store, lambda n: reporter.advance(key, n)
-            )
-        finally:
-            reporter.finish_layer(key)
+    staged: _Staged,
+) -> None:
+    kept = _kept_images(nodes, keep)
+    layers: dict[tuple[Digest, Digest | None], tuple[Layer, Plan]] = {}
+    blobs: dict[Digest, Blob] = {}
+    for leaf in _flatten(nodes):
+        if isinstance(leaf, Image):
+            layer_plan = Plan("keep") if id(leaf) in kept else plan
+            for layer in leaf.layers:
+                key = (layer.diff_id, layer.stored.digest if layer.stored else None)
+                layers.setdefault(key, (layer, layer_plan))
+        else:
+            for blob in leaf.blobs:
+                blobs.setdefault(blob.descriptor.digest, blob)
 
     # Compressors, hashing and file I/O release the GIL, so threads use every
     # core; the pool bounds the layers in flight, and so memory.
-    count = workers or min(len(unique) or 1, os.cpu_count() or 1, 4)
-    done: dict[Digest, StagedLayer] = {}
+    count = workers or min(max(len(layers), 1), os.cpu_count() or 1, 4)
     with ThreadPoolExecutor(max_workers=count) as pool:
-        futures = {
-            diff_id: pool.submit(run, layer) for diff_id, layer in unique.items()
+        layer_jobs = {
+            key: pool.submit(_run_layer, layer, p, store, reporter)
+            for key, (layer, p) in layers.items()
         }
-        try:
-            for diff_id, future in futures.items():
-                done[diff_id] = future.result()
-        except BaseException:
-            for future in futures.values():
-                future.cancel()
-            for future in futures.values():
-                if not future.cancelled() and future.exception() is None:
-                    staged = future.result()
-                    if staged.writer is not None:
-                        staged.writer.discard()
-            raise
-    return done
+        blob_jobs = {
+            key: pool.submit(_run_blob, blob, store, reporter)
+            for key, blob in blobs.items()
+        }
+        _collect(layer_jobs, staged.layers, pool)
+        _collect(blob_jobs, staged.blobs, pool)
 
 
-def _build_manifest(image: Image, staged: dict[Digest, StagedLayer]) -> _Manifest:
-    layers = [staged[layer.diff_id] for layer in image.layers]
-    doc: JSON = {
-        "schemaVersion": 2,
-        "mediaType": mediatypes.OCI_MANIFEST,
-        "config": {
-            "mediaType": mediatypes.OCI_CONFIG,
-            "digest": str(image.config_digest),
-            "size": len(image.config),
-        },
-        "layers": [
-            {
-                "mediaType": mediatypes.OCI_LAYERS[layer.kind],
-                "digest": str(layer.digest),
-                "size": layer.size,
-            }
-            for layer in layers
-        ],
-    }
-    raw = json.dumps(doc, indent=2).encode()
-    blobs = {str(image.config_digest): len(image.config)}
-    blobs.update({str(layer.digest): layer.size for layer in layers})
-    return _Manifest(image, raw, digestmod.of_bytes(raw), blobs)
+def _collect(jobs: dict, into: dict, pool: ThreadPoolExecutor) -> None:  # type: ignore[type-arg]
+    """Gather results; on the first failure, cancel the rest and drop what was
+    staged, so nothing of a failed input survives."""
+    try:
+        for key, job in jobs.items():
+            into[key] = job.result()
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        for job in jobs.values():
+            _discard(job)
+        raise
+
+
+def _discard(job: Future) -> None:  # type: ignore[type-arg]
+    if job.cancelled() or job.exception() is not None:
+        return
+    writer = job.result().writer
+    if writer is not None:
+        writer.discard()
+
+
+def _run_layer(
+    layer: Layer, plan: Plan, store: Store, reporter: Reporter
+) -> StagedLayer:
+    key = layer.diff_id.short
+    reporter.start_layer(key, layer.name, layer.size)
+    try:
+        return pipeline.stage(layer, plan, store, lambda n: reporter.advance(key, n))
+    finally:
+        reporter.finish_layer(key)
+
+
+def _run_blob(blob: Blob, store: Store, reporter: Reporter) -> StagedBlob:
+    key = blob.descriptor.digest.short
+    reporter.start_layer(key, blob.name, blob.descriptor.size)
+    try:
+        return pipeline.stage_blob(blob, store, lambda n: reporter.advance(key, n))
+    finally:
+        reporter.finish_layer(key)
 
 
 # Commit --------------------------------------------------------------------------
 
 
-def _commit_blobs(
-    store: Store,
-    targets: Sequence[tuple[Image, Sequence[Reference]]],
-    staged: dict[Digest, StagedLayer],
-    manifests: list[_Manifest],
-) -> None:
-    for layer in staged.values():
-        if layer.writer is None:
-            continue
-        if store.stat(paths.blob(layer.digest)) == layer.size:
-            layer.writer.discard()
-        else:
-            layer.writer.commit(paths.blob(layer.digest))
-        log.debug("blob %s (%d bytes) in place", layer.digest.short, layer.size)
+def _commit_blobs(store: Store, staged: _Staged, built: Sequence[Built]) -> None:
+    for layer in staged.layers.values():
+        _commit_staged(store, layer.writer, layer.digest, layer.size)
         pipeline.remember(store, layer)
-    for (image, _), manifest in zip(targets, manifests, strict=True):
-        _put_blob(store, image.config_digest, image.config)
-        _put_blob(store, manifest.digest, manifest.raw)
+    for blob in staged.blobs.values():
+        _commit_staged(store, blob.writer, blob.digest, blob.size)
+    for top in built:
+        for node in top.walk():
+            for digest_text, data in node.documents.items():
+                _put_blob(store, digestmod.parse(digest_text), data)
+            _put_blob(store, node.digest, node.raw)
 
 
-def _put_blob(store: Store, digest: Digest, data: bytes) -> None:
-    if store.stat(paths.blob(digest)) != len(data):
-        store.put(paths.blob(digest), data)
+def _commit_staged(
+    store: Store, writer: StagedWriter | None, found: Digest, size: int
+) -> None:
+    if writer is None:
+        return
+    if store.stat(paths.blob(found)) == size:
+        writer.discard()
+    else:
+        writer.commit(paths.blob(found))
+    log.debug("blob %s (%d bytes) in place", found.short, size)
+
+
+def _put_blob(store: Store, found: Digest, data: bytes) -> None:
+    if store.stat(paths.blob(found)) != len(data):
+        store.put(paths.blob(found), data)
 
 
 def _commit_pointers(
     store: Store,
-    targets: Sequence[tuple[Image, Sequence[Reference]]],
-    manifests: list[_Manifest],
+    targets: Sequence[Target],
+    built: Sequence[Built],
+    extra: Sequence[Referrer],
+    built_refs: Sequence[Built],
 ) -> list[Published]:
-    by_repository: dict[str, list[tuple[_Manifest, str]]] = {}
-    for (_, refs), manifest in zip(targets, manifests, strict=True):
+    by_repository: dict[str, list[tuple[Built, str]]] = {}
+    for (_, refs), top in zip(targets, built, strict=True):
         for ref in refs:
             assert ref.tag is not None, "publish targets carry tags"
-            by_repository.setdefault(ref.repository, []).append((manifest, ref.tag))
+            by_repository.setdefault(ref.repository, []).append((top, ref.tag))
+    refs_by_repository = _place_referrers(by_repository, extra, built_refs)
 
     published = []
-    for name, entries in sorted(by_repository.items()):
-        published += _commit_repository(store, name, entries)
+    for name in sorted(set(by_repository) | set(refs_by_repository)):
+        published += _commit_repository(
+            store, name, by_repository.get(name, []), refs_by_repository.get(name, [])
+        )
     names = catalog.read_names(store)
-    store.put(paths.CATALOG, catalog.catalog_bytes(names + list(by_repository)))
+    store.put(paths.CATALOG, catalog.catalog_bytes(names + sorted(by_repository)))
     store.put(paths.API_ROOT, b"{}\n")
+    store.put(paths.EMPTY_REFERRERS, referrers.empty_index())
     if catalog.read_settings(store) is None:
         settings = {
             "format": paths.FORMAT_VERSION,
@@ -240,41 +306,82 @@ def _commit_pointers(
     return published
 
 
+def _place_referrers(
+    by_repository: dict[str, list[tuple[Built, str]]],
+    extra: Sequence[Referrer],
+    built_refs: Sequence[Built],
+) -> dict[str, list[Built]]:
+    where: dict[Digest, set[str]] = {}
+    for name, entries in by_repository.items():
+        for top, _ in entries:
+            for node in top.walk():
+                where.setdefault(node.digest, set()).add(name)
+    placed: dict[str, list[Built]] = {}
+    for (_, repos), ref in zip(extra, built_refs, strict=True):
+        if repos is not None:
+            names = set(repos)
+        else:
+            names = where.get(ref.subject, set()) if ref.subject else set()
+        if not names:
+            log.warning(
+                "skipped referrer %s: its subject %s is not published with it",
+                ref.digest.short,
+                ref.subject,
+            )
+        for name in names:
+            placed.setdefault(name, []).append(ref)
+    return placed
+
+
 def _commit_repository(
-    store: Store, name: str, entries: list[tuple[_Manifest, str]]
+    store: Store,
+    name: str,
+    entries: list[tuple[Built, str]],
+    new_referrers: list[Built],
 ) -> list[Published]:
     record = catalog.read_repository(store, name) or RepositoryRecord(name)
-    media_type = mediatypes.OCI_MANIFEST
 
     # Links and manifests by digest first: a tag may point only at what exists.
-    for manifest, _ in entries:
-        for blob in [*manifest.blobs, str(manifest.digest)]:
-            store.put(paths.blob_link(name, digestmod.parse(blob)), b"")
-        store.put(
-            paths.manifest(name, manifest.digest, media_type), manifest.raw, media_type
-        )
-        record.manifests[str(manifest.digest)] = {
-            "mediaType": media_type,
-            "size": len(manifest.raw),
-            "platform": str(manifest.image.platform),
-            "config": str(manifest.image.config_digest),
-            "blobs": manifest.blobs,
-        }
+    for top in [top for top, _ in entries] + new_referrers:
+        for node in top.walk():
+            _put_manifest(store, name, node, record)
 
-    # Then tags: the new file first, then any left from another media type.
     published = []
-    for manifest, tag in entries:
-        key = paths.tag(name, tag, media_type)
-        store.put(key, manifest.raw, media_type)
-        for stale in paths.tag_candidates(name, tag):
-            if stale != key:
-                store.delete(stale)
-        record.tags[tag] = TagEntry(str(manifest.digest), media_type, len(manifest.raw))
-        published.append(
-            Published(name, tag, manifest.digest, media_type, len(manifest.raw))
-        )
-        log.info("published %s:%s@%s", name, tag, manifest.digest)
+    for top, tag in entries:
+        _put_tag(store, name, tag, top, record)
+        published.append(Published(name, tag, top.digest, top.media_type, len(top.raw)))
+        log.info("published %s:%s@%s", name, tag, top.digest)
+
+    # Referrers: the API answer and the fallback tag, kept in step.
+    for subject in referrers.add(record, new_referrers):
+        for key, data in referrers.files(name, subject, record):
+            store.put(key, data)
+        fallback = referrers.fallback_tag(record, subject)
+        _put_manifest(store, name, fallback, record)
+        _put_tag(store, name, referrers.tag_name(subject), fallback, record)
 
     store.put(paths.repository_record(name), record.to_bytes())
     store.put(paths.tags_list(name), record.tags_list())
     return published
+
+
+def _put_manifest(
+    store: Store, name: str, node: Built, record: RepositoryRecord
+) -> None:
+    for blob in [*node.blobs, str(node.digest)]:
+        store.put(paths.blob_link(name, digestmod.parse(blob)), b"")
+    store.put(
+        paths.manifest(name, node.digest, node.media_type), node.raw, node.media_type
+    )
+    record.manifests[str(node.digest)] = node.record_entry()
+
+
+def _put_tag(
+    store: Store, name: str, tag: str, node: Built, record: RepositoryRecord
+) -> None:
+    key = paths.tag(name, tag, node.media_type)
+    store.put(key, node.raw, node.media_type)
+    for stale in paths.tag_candidates(name, tag):
+        if stale != key:
+            store.delete(stale)
+    record.tags[tag] = TagEntry(str(node.digest), node.media_type, len(node.raw))

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from staticreg import api, paths
+from staticreg import api, paths, referrers
 from staticreg.store import Store
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(route.unknown, send_body)
         if route.page_field:
             return self._page(route, key, path, parse_qs(url.query), send_body)
+        wanted_type = parse_qs(url.query).get("artifactType", [None])[0]
+        if route.referrers is not None and wanted_type:
+            return self._filtered(route, key, wanted_type, send_body)
         with store.open(key) as stream:
             self._send_file(stream, store.stat(key) or 0, key, route, send_body)
 
@@ -121,6 +124,18 @@ class _Handler(BaseHTTPRequestHandler):
         self._common_headers(route, "application/json")
         if link:
             self.send_header("Link", link)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if send_body:
+            self.wfile.write(body)
+
+    def _filtered(
+        self, route: api.Route, key: str, artifact_type: str, send_body: bool
+    ) -> None:
+        body = referrers.filter_index(self.server.store.get(key), artifact_type)
+        self.send_response(200)
+        self._common_headers(route, content_type(key))
+        self.send_header(api.FILTERS_HEADER, "artifactType")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if send_body:

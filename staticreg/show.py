@@ -72,37 +72,115 @@ def ls(store: Store, name: str | None, as_json: bool) -> str:
 
 
 def _platforms(record: catalog.RepositoryRecord, manifest_digest: str) -> list[str]:
-    platform = record.manifests.get(manifest_digest, {}).get("platform")
-    return [platform] if platform else []
+    return record.platforms(manifest_digest)
 
 
-def inspect(store: Store, text: str, as_json: bool) -> str:
-    """Manifest, config summary and layers of a tag or digest."""
+def resolve(store: Store, text: str) -> tuple[reference.Reference, JSON]:
+    """A published tag or digest, and its descriptor (mediaType, digest, size)."""
     ref = reference.parse(text)
     record = _record(store, ref.repository)
     found = ref.digest or _tag_digest(record, ref)
     entry = record.manifests.get(str(found))
     if entry is None:
-        raise InvalidReference(f"{text!r} is not in {store.url}")
+        raise InvalidReference(
+            f"{text!r} is not in {store.url}",
+            hint=f"'staticreg ls {ref.repository}' lists its tags",
+        )
+    return ref, {
+        "mediaType": entry["mediaType"],
+        "digest": str(found),
+        "size": int(entry["size"]),
+    }
+
+
+def inspect(store: Store, text: str, as_json: bool) -> str:
+    """Manifest, config summary and layers of a tag or digest; the platforms of
+    an index; and the referrers (signatures, SBOMs) of either."""
+    ref, desc = resolve(store, text)
+    record = _record(store, ref.repository)
+    found = digestmod.parse(desc["digest"])
     manifest = json.loads(
-        store.get(paths.manifest(ref.repository, found, entry["mediaType"]))
+        store.get(paths.manifest(ref.repository, found, desc["mediaType"]))
     )
-    config = json.loads(
-        store.get(paths.blob(digestmod.parse(manifest["config"]["digest"])))
-    )
-    summary = _config_summary(config)
+    summary = None
+    if "config" in manifest and "layers" in manifest:
+        config = json.loads(
+            store.get(paths.blob(digestmod.parse(manifest["config"]["digest"])))
+        )
+        summary = _config_summary(config) if "rootfs" in config else None
+    attached = record.referrers.get(str(found), [])
     if as_json:
         return json.dumps(
             {
                 "name": ref.repository,
                 "digest": str(found),
-                "mediaType": entry["mediaType"],
+                "mediaType": desc["mediaType"],
                 "manifest": manifest,
                 "config": summary,
+                "referrers": attached,
             },
             indent=2,
         )
-    return _inspect_text(ref.repository, found, entry, manifest, summary)
+    if "manifests" in manifest:
+        text_out = _index_text(ref.repository, found, desc, manifest)
+    elif summary is not None:
+        text_out = _inspect_text(ref.repository, found, desc, manifest, summary)
+    else:
+        text_out = _artifact_text(ref.repository, found, desc, manifest)
+    return text_out + _referrers_text(attached)
+
+
+def _index_text(name: str, found: digestmod.Digest, desc: JSON, manifest: JSON) -> str:
+    lines = [
+        f"Name:       {name}",
+        f"Digest:     {found}",
+        f"Media type: {desc['mediaType']}",
+        "Platforms:",
+    ]
+    rows = [["  PLATFORM", "DIGEST", "SIZE"]]
+    for child in manifest.get("manifests", []):
+        platform = child.get("platform") or {}
+        label = (
+            "/".join(
+                x
+                for x in (
+                    platform.get("os"),
+                    platform.get("architecture"),
+                    platform.get("variant"),
+                )
+                if x
+            )
+            or "-"
+        )
+        rows.append([f"  {label}", child["digest"], _human(child["size"])])
+    return "\n".join(lines) + "\n" + _table(rows)
+
+
+def _artifact_text(
+    name: str, found: digestmod.Digest, desc: JSON, manifest: JSON
+) -> str:
+    lines = [
+        f"Name:          {name}",
+        f"Digest:        {found}",
+        f"Artifact type: {manifest.get('artifactType') or '-'}",
+        f"Subject:       {(manifest.get('subject') or {}).get('digest', '-')}",
+        "Blobs:",
+    ]
+    rows = [["  DIGEST", "SIZE", "MEDIA TYPE"]] + [
+        [f"  {b['digest']}", _human(b["size"]), b["mediaType"]]
+        for b in manifest.get("layers", [])
+    ]
+    return "\n".join(lines) + "\n" + _table(rows)
+
+
+def _referrers_text(attached: list[JSON]) -> str:
+    if not attached:
+        return ""
+    rows = [["  DIGEST", "ARTIFACT TYPE", "SIZE"]] + [
+        [f"  {d['digest']}", d.get("artifactType") or "-", _human(d["size"])]
+        for d in attached
+    ]
+    return "\nReferrers:\n" + _table(rows)
 
 
 def _tag_digest(
@@ -149,6 +227,7 @@ def _config_summary(config: JSON) -> JSON:
 def _inspect_text(
     name: str, found: digestmod.Digest, entry: JSON, manifest: JSON, summary: JSON
 ) -> str:
+    """An image manifest: its config summary and layers."""
     lines = [
         f"Name:       {name}",
         f"Digest:     {found}",

@@ -18,7 +18,7 @@ def _publish(root: Path, tar: Path, tags: list[str] | None = None,
              plan: Plan | None = None) -> list[publish.Published]:
     store = DirectoryStore(str(root))
     try:
-        pairs = targets.resolve(sources.read(str(tar)), targets.parse_tags(tags or []))
+        pairs = targets.resolve(sources.read(str(tar)).nodes, targets.parse_tags(tags or []))
         return publish.publish(store, pairs, plan or Plan())
     finally:
         store.close()
@@ -129,8 +129,8 @@ def test_republish_reuses_compressed_layers(tmp_path: Path,
 def test_one_tag_for_several_images_is_refused(tmp_path: Path) -> None:
     saved = images.write_docker_save(
         tmp_path / "two.tar", [images.hello_image(("a:1",)), images.busybox_image()])
-    with pytest.raises(Conflict, match="cannot give 2 images the same --tag"):
-        targets.resolve(sources.read(str(saved.path)), targets.parse_tags(["x:1"]))
+    with pytest.raises(Conflict, match="two inputs for platform linux/amd64 under one"):
+        targets.resolve(sources.read(str(saved.path)).nodes, targets.parse_tags(["x:1"]))
 
 
 def test_refuses_a_folder_that_is_not_a_tree(tmp_path: Path,

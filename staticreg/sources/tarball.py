@@ -110,9 +110,10 @@ class Tarball:
             current = _checked_name(self.path, posixpath.normpath(target))
         raise SourceError(f"cannot read {self.path!r}: too many links from {name!r}")
 
-    def open(self, name: str) -> _Section:
+    def open(self, name: str) -> BinaryIO:
         member = self.resolve(name)
-        return _Section(self.path, member.offset_data, member.size, name)
+        section = _Section(self.path, member.offset_data, member.size, name)
+        return section  # type: ignore[return-value]
 
     def read(self, name: str, limit: int) -> bytes:
         member = self.resolve(name)
@@ -186,22 +187,18 @@ def _check_looks_like_tar(path: str) -> None:
 
 def read(path: str) -> list[Image]:
     """Read every image that ``manifest.json`` of the tarball at ``path`` lists."""
-    tarball = Tarball(path)
+    return read_archive(Tarball(path))
+
+
+def read_archive(tarball: Tarball) -> list[Image]:
+    path = tarball.path
     if "manifest.json" not in tarball:
         raise SourceError(
             f"cannot read {path!r} as a docker save archive: it has no manifest.json",
-            hint=_missing_manifest_hint(tarball),
+            hint="give the file written by 'docker save' or 'podman save'",
         )
     entries = _manifest_entries(tarball)
     return [_image(tarball, entry, n) for n, entry in enumerate(entries, 1)]
-
-
-def _missing_manifest_hint(tarball: Tarball) -> str:
-    if "oci-layout" in tarball:
-        # TODO(#4): publish OCI image layouts; users must convert them with
-        # 'skopeo copy oci-archive:FILE docker-archive:OUT.tar' first.
-        return "this is an OCI image layout, which staticreg cannot publish yet"
-    return "give the file written by 'docker save' or 'podman save'"
 
 
 def _manifest_entries(tarball: Tarball) -> list[JSON]:
@@ -284,7 +281,7 @@ def _layer(tarball: Tarball, member: str, diff_id: digestmod.Digest) -> Layer:
     info = tarball.resolve(member)
 
     def opener() -> BinaryIO:
-        return tarball.open(member)  # type: ignore[return-value]
+        return tarball.open(member)
 
     return Layer(
         opener=opener, diff_id=diff_id, name=f"{tarball.path}:{member}", size=info.size

@@ -9,9 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
 from harness import NginxFactory, daemons, images
-
 
 HELLO = images.HELLO_TEXT.decode().strip()
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from harness import daemons
+
 from staticreg import catalog, paths
 from staticreg.store import DirectoryStore
 
@@ -29,7 +29,8 @@ def _cases(tree: Tree) -> list[tuple[str, str, dict[str, str], int, str | None]]
     """(method, path, request headers, status, error code or None)."""
     manifest = tree.digests["e2e/gzip:1"]
     layer = _blobs(tree, "e2e/gzip")[-1]
-    hello_only = (set(_blobs(tree, "e2e/gzip")) - set(_blobs(tree, "e2e/busybox"))).pop()
+    busybox = set(_blobs(tree, "e2e/busybox"))
+    hello_only = (set(_blobs(tree, "e2e/gzip")) - busybox).pop()
     return [
         ("GET", "/v2/", {}, 200, None),
         ("GET", "/v2/_catalog", {}, 200, None),

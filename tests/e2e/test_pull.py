@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from harness import daemons, images
 
 from .conftest import HELLO, Serve, Tree

@@ -12,7 +12,7 @@ from staticreg.errors import SourceError
 def test_classic_tarball_reads_images_tags_and_layers(
     hello_tar: images.SavedTarball,
 ) -> None:
-    [image] = sources.read(str(hello_tar.path))
+    [image] = sources.read(str(hello_tar.path)).nodes
     saved = hello_tar.images[0]
     assert image.tags == ("test/img:v1",)
     assert str(image.config_digest) == saved.config_digest
@@ -24,7 +24,7 @@ def test_classic_tarball_reads_images_tags_and_layers(
 def test_docker25_tarball_reads_through_manifest_json(
     docker25_tar: images.SavedTarball,
 ) -> None:
-    [image] = sources.read(str(docker25_tar.path))
+    [image] = sources.read(str(docker25_tar.path)).nodes
     assert image.tags == ("docker.io/test/img25:v1",)
     assert len(image.layers) == 2
 
@@ -33,7 +33,7 @@ def test_several_images_in_one_tarball(tmp_path: Path) -> None:
     specs = [images.hello_image(("a/one:1", "a/one:latest")),
              images.busybox_image(("b/two:2",))]
     saved = images.write_docker_save(tmp_path / "multi.tar", specs)
-    found = sources.read(str(saved.path))
+    found = sources.read(str(saved.path)).nodes
     assert [image.tags for image in found] == [("a/one:1", "a/one:latest"),
                                                ("b/two:2",)]
     # The shared busybox layer is symlinked in the tar and read through the link.
@@ -54,7 +54,7 @@ def test_bad_tarballs_are_refused(hello_tar: images.SavedTarball, tmp_path: Path
                                   make, message: str) -> None:  # type: ignore[no-untyped-def]
     bad = make(hello_tar.path, tmp_path / "bad.tar")
     with pytest.raises(SourceError) as info:
-        for image in sources.read(str(bad)):
+        for image in sources.read(str(bad)).nodes:
             for layer in image.layers:
                 with layer.opener() as stream:
                     while stream.read(1 << 20):
@@ -66,7 +66,7 @@ def test_bad_tarballs_are_refused(hello_tar: images.SavedTarball, tmp_path: Path
 def test_not_a_tar(tmp_path: Path) -> None:
     bad = images.not_a_tar(tmp_path / "x.tar")
     with pytest.raises(SourceError, match="not a tar archive"):
-        sources.read(str(bad))
+        sources.read(str(bad)).nodes
 
 
 def test_compressed_tarball_gets_a_hint(hello_tar: images.SavedTarball,
@@ -76,6 +76,6 @@ def test_compressed_tarball_gets_a_hint(hello_tar: images.SavedTarball,
     packed = tmp_path / "hello.tar.gz"
     packed.write_bytes(gzip.compress(hello_tar.path.read_bytes()))
     with pytest.raises(SourceError) as info:
-        sources.read(str(packed))
+        sources.read(str(packed)).nodes
     assert "compressed file" in str(info.value)
     assert info.value.hint and "gunzip" in info.value.hint

@@ -1,0 +1,415 @@
+"""OCI image layouts, as folders or tars -> Images, Indexes and Artifacts.
+
+Reads ``oci-layout``, ``index.json`` and ``blobs/<algorithm>/<hex>``
+(https://github.com/opencontainers/image-spec/blob/main/image-layout.md). Each
+``index.json`` entry is an image or an index, named by its
+``org.opencontainers.image.ref.name`` annotation (or ``io.containerd.image.name``,
+which Docker 25 adds with the full reference). Entries whose manifest has a
+``subject`` are referrers (signatures, SBOMs): they are published beside their
+subject rather than chosen. Every manifest and config is checked against its
+digest as it is read; layers are checked while they stream.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import BinaryIO, Protocol
+
+from staticreg import digest as digestmod
+from staticreg import mediatypes
+from staticreg.digest import Digest
+from staticreg.errors import InvalidDigest, SourceError
+from staticreg.model import (
+    JSON,
+    Artifact,
+    Blob,
+    Descriptor,
+    Image,
+    Index,
+    Layer,
+    Node,
+    Platform,
+)
+from staticreg.sources.tarball import Tarball
+
+log = logging.getLogger(__name__)
+
+MAX_DOCUMENT_SIZE = 4 << 20
+REF_NAME = "org.opencontainers.image.ref.name"
+CONTAINERD_NAME = "io.containerd.image.name"
+
+
+class Container(Protocol):
+    """Where a layout's files are: a folder or a tar."""
+
+    path: str
+
+    def __contains__(self, name: str) -> bool: ...
+
+    def open(self, name: str) -> BinaryIO: ...
+
+    def read(self, name: str, limit: int) -> bytes: ...
+
+
+class Folder:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._real = os.path.realpath(path)
+
+    def _file(self, name: str) -> str:
+        full = os.path.realpath(os.path.join(self._real, name))
+        if not full.startswith(self._real + os.sep):
+            raise SourceError(
+                f"refusing {self.path!r}: {name!r} points outside the layout"
+            )
+        return full
+
+    def __contains__(self, name: str) -> bool:
+        return os.path.isfile(self._file(name))
+
+    def open(self, name: str) -> BinaryIO:
+        try:
+            return open(self._file(name), "rb")
+        except OSError as err:
+            raise SourceError(
+                f"cannot read {name!r} in {self.path!r}: {err.strerror}"
+            ) from None
+
+    def read(self, name: str, limit: int) -> bytes:
+        with self.open(name) as file:
+            data = file.read(limit + 1)
+        if len(data) > limit:
+            raise SourceError(
+                f"cannot read {name!r} in {self.path!r}: larger than "
+                f"the {limit} bytes expected of it"
+            )
+        return data
+
+
+@dataclass
+class Input:
+    """What one input holds: nodes to tag, and referrers to publish beside them."""
+
+    nodes: list[Node] = field(default_factory=list)
+    referrers: list[Node] = field(default_factory=list)
+
+
+def is_layout(container: Container) -> bool:
+    return "oci-layout" in container and "index.json" in container
+
+
+def open_container(path: str) -> Container:
+    return Folder(path) if os.path.isdir(path) else Tarball(path)
+
+
+def read(container: Container, ref: str | None, platforms: Sequence[str] = ()) -> Input:
+    """Read the images of a layout; ``ref`` picks one by its ref name."""
+    reader = _Reader(container, platforms)
+    entries = reader.entries()
+    found = Input()
+    chosen = []
+    for entry in entries:
+        if _has_subject(reader.document(entry)):
+            found.referrers.append(reader.node(entry, names=_names(entry)))
+        elif ref is None or ref in _names(entry):
+            chosen.append(entry)
+    if not chosen:
+        if ref is not None:
+            raise SourceError(
+                f"{container.path!r} has no image with ref {ref!r}",
+                hint=_refs_hint(entries),
+            )
+        raise SourceError(f"{container.path!r} holds no image, only referrers")
+    found.nodes = [reader.node(entry, names=_names(entry)) for entry in chosen]
+    return found
+
+
+def _has_subject(raw: bytes) -> bool:
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and isinstance(doc.get("subject"), dict)
+
+
+def has_index_entries(container: Container) -> bool:
+    """True when index.json names a multi-platform index (not plain manifests)."""
+    return any(
+        mediatypes.is_index(e["mediaType"]) for e in _Reader(container, ()).entries()
+    )
+
+
+def _names(entry: JSON) -> tuple[str, ...]:
+    annotations = entry.get("annotations") or {}
+    names = [annotations.get(CONTAINERD_NAME), annotations.get(REF_NAME)]
+    return tuple(str(n) for n in names if n)
+
+
+def _refs_hint(entries: Sequence[JSON]) -> str:
+    refs = sorted({name for entry in entries for name in _names(entry)})
+    if not refs:
+        return "its images carry no ref names; pick none"
+    return f"its refs: {', '.join(refs)}; pick one with FILE:REF or --ref REF"
+
+
+class _Reader:
+    def __init__(self, container: Container, platforms: Sequence[str]) -> None:
+        self.container = container
+        self.platforms = tuple(platforms)
+
+    def entries(self) -> list[JSON]:
+        self._check_layout_file()
+        doc = self._json("index.json")
+        manifests = doc.get("manifests") if isinstance(doc, dict) else None
+        if not isinstance(manifests, list) or not manifests:
+            raise SourceError(
+                f"cannot read index.json in {self.container.path!r}: expected a "
+                "non-empty 'manifests' list"
+            )
+        return [self._checked_descriptor(entry, "index.json") for entry in manifests]
+
+    def _check_layout_file(self) -> None:
+        doc = self._json("oci-layout")
+        version = doc.get("imageLayoutVersion") if isinstance(doc, dict) else None
+        if not isinstance(version, str) or not version.startswith("1."):
+            raise SourceError(
+                f"cannot read {self.container.path!r}: oci-layout has version "
+                f"{version!r}, expected 1.x"
+            )
+
+    def _json(self, name: str) -> JSON:
+        raw = self.container.read(name, MAX_DOCUMENT_SIZE)
+        try:
+            return json.loads(raw)
+        except ValueError as err:
+            raise SourceError(
+                f"cannot read {name!r} in {self.container.path!r}: invalid JSON ({err})"
+            ) from None
+
+    def _checked_descriptor(self, entry: JSON, where: str) -> JSON:
+        try:
+            ok = (
+                isinstance(entry, dict)
+                and isinstance(entry["mediaType"], str)
+                and isinstance(entry["size"], int)
+                and entry["size"] >= 0
+            )
+            digestmod.parse(entry["digest"])
+        except (KeyError, TypeError, InvalidDigest):
+            ok = False
+        if not ok:
+            raise SourceError(
+                f"cannot read {where} in {self.container.path!r}: a descriptor lacks "
+                f"a valid mediaType, digest or size: {json.dumps(entry)[:200]}"
+            )
+        return entry
+
+    def _blob_name(self, found: Digest) -> str:
+        return f"blobs/{found.algorithm}/{found.hex}"
+
+    def has_blob(self, desc: JSON) -> bool:
+        return self._blob_name(digestmod.parse(desc["digest"])) in self.container
+
+    def document(self, desc: JSON) -> bytes:
+        """A manifest, index or config blob, checked against its descriptor."""
+        found = digestmod.parse(desc["digest"])
+        name = self._blob_name(found)
+        if name not in self.container:
+            raise SourceError(
+                f"{self.container.path!r} lacks blob {found} ({desc['mediaType']})",
+                hint="the layout is incomplete; export it again",
+            )
+        raw = self.container.read(name, MAX_DOCUMENT_SIZE)
+        actual = digestmod.of_bytes(raw)
+        if actual != found or len(raw) != desc["size"]:
+            raise SourceError(
+                f"blob {found} in {self.container.path!r} has digest {actual} and "
+                f"size {len(raw)}, expected {found} and size {desc['size']}",
+                hint="the layout is corrupt; export it again",
+            )
+        return raw
+
+    def node(self, desc: JSON, names: tuple[str, ...] = ()) -> Node:
+        media_type = desc["mediaType"]
+        raw = self.document(desc)
+        doc = json.loads(raw)
+        label = f"{self.container.path}@{desc['digest'][:19]}"
+        if mediatypes.is_index(media_type):
+            return self._index(raw, doc, media_type, label, names)
+        if media_type in (mediatypes.DOCKER_SCHEMA1, mediatypes.DOCKER_SCHEMA1_SIGNED):
+            raise SourceError(
+                f"cannot publish {label}: Docker schema 1 manifests are deprecated "
+                "and refused by current clients",
+                hint="convert it with 'skopeo copy --format v2s2'",
+            )
+        if not mediatypes.is_manifest(media_type):
+            raise SourceError(
+                f"cannot publish {label}: unsupported manifest media type "
+                f"{media_type!r}"
+            )
+        config_type = (doc.get("config") or {}).get("mediaType")
+        if config_type in (mediatypes.OCI_CONFIG, mediatypes.DOCKER_CONFIG):
+            return self._image(raw, doc, label, names)
+        return self._artifact(raw, doc, media_type, label, names)
+
+    def _index(
+        self, raw: bytes, doc: JSON, media_type: str, label: str, names: tuple[str, ...]
+    ) -> Index:
+        entries = [self._checked_descriptor(e, label) for e in doc.get("manifests", [])]
+        missing = [e for e in entries if not self.has_blob(e)]
+        if self.platforms:
+            entries = self._pick_platforms(entries, label)
+        elif missing:
+            complete = sorted({_platform(e) for e in entries if e not in missing})
+            raise SourceError(
+                f"index {label} lists {len(missing)} manifests whose blobs are "
+                f"missing, for platforms {_platform_list(missing)}",
+                hint="publish only the complete platforms with "
+                + " ".join(f"--platform {p}" for p in complete if p != "unknown"),
+            )
+        children = tuple(self.node(e) for e in entries)
+        unchanged = len(entries) == len(doc.get("manifests", []))
+        return Index(
+            children=children,
+            name=label,
+            media_type=media_type,
+            tags=names,
+            raw=raw if unchanged else None,
+            descriptors=tuple(entries),
+        )
+
+    def _pick_platforms(self, entries: list[JSON], label: str) -> list[JSON]:
+        picked = [e for e in entries if _platform(e) in self.platforms]
+        found = {_platform(e) for e in picked}
+        absent = [p for p in self.platforms if p not in found]
+        if absent:
+            raise SourceError(
+                f"index {label} has no platform {', '.join(absent)}",
+                hint=f"its platforms: {_platform_list(entries)}",
+            )
+        for entry in picked:
+            if not self.has_blob(entry):
+                raise SourceError(
+                    f"index {label}: the blobs of platform {_platform(entry)} are "
+                    "missing from the layout"
+                )
+        return picked
+
+    def _image(
+        self, raw: bytes, doc: JSON, label: str, names: tuple[str, ...]
+    ) -> Image:
+        config_desc = self._checked_descriptor(doc["config"], label)
+        config = self.document(config_desc)
+        layer_descs = [
+            self._checked_descriptor(e, label) for e in doc.get("layers", [])
+        ]
+        diff_ids = _diff_ids(config, label)
+        if len(diff_ids) != len(layer_descs):
+            raise SourceError(
+                f"manifest {label} lists {len(layer_descs)} layers but its config "
+                f"lists {len(diff_ids)} diff_ids",
+                hint="Docker 25.0 wrote such manifests (moby#47065); upgrade Docker "
+                "and save again",
+            )
+        layers = tuple(
+            self._layer(d, diff_id, label)
+            for d, diff_id in zip(layer_descs, diff_ids, strict=True)
+        )
+        return Image(config=config, layers=layers, name=label, tags=names, manifest=raw)
+
+    def _layer(self, desc: JSON, diff_id: Digest, label: str) -> Layer:
+        media_type = desc["mediaType"]
+        if mediatypes.layer_compression(media_type) is None:
+            # TODO(#4): foreign and non-distributable layers are refused; users
+            # must rebuild such images with distributable layers.
+            raise SourceError(
+                f"cannot publish {label}: unsupported layer media type {media_type!r}"
+            )
+        found = digestmod.parse(desc["digest"])
+        name = self._blob_name(found)
+        if name not in self.container:
+            raise SourceError(
+                f"{self.container.path!r} lacks layer blob {found}",
+                hint="the layout is incomplete; export it again",
+            )
+        stored = _descriptor(desc)
+        return Layer(
+            opener=lambda: self.container.open(name),
+            diff_id=diff_id,
+            name=f"{self.container.path}:{name}",
+            size=desc["size"],
+            stored=stored,
+        )
+
+    def _artifact(
+        self, raw: bytes, doc: JSON, media_type: str, label: str, names: tuple[str, ...]
+    ) -> Artifact:
+        descs = [doc["config"]] if isinstance(doc.get("config"), dict) else []
+        descs += list(doc.get("layers") or [])
+        blobs = []
+        for desc in descs:
+            desc = self._checked_descriptor(desc, label)
+            name = self._blob_name(digestmod.parse(desc["digest"]))
+            if name not in self.container:
+                raise SourceError(
+                    f"{self.container.path!r} lacks blob {desc['digest']} of {label}",
+                    hint="the layout is incomplete; export it again",
+                )
+            blobs.append(
+                Blob(
+                    _descriptor(desc),
+                    _opener(self.container, name),
+                    f"{self.container.path}:{name}",
+                )
+            )
+        return Artifact(
+            manifest=raw,
+            media_type=media_type,
+            blobs=tuple(blobs),
+            name=label,
+            tags=names,
+        )
+
+
+def _opener(container: Container, name: str):  # type: ignore[no-untyped-def]
+    return lambda: container.open(name)
+
+
+def _descriptor(desc: JSON) -> Descriptor:
+    return Descriptor(
+        desc["mediaType"],
+        digestmod.parse(desc["digest"]),
+        int(desc["size"]),
+        desc.get("annotations"),
+    )
+
+
+def _platform_list(entries: Sequence[JSON]) -> str:
+    return ", ".join(sorted({_platform(e) for e in entries}))
+
+
+def _platform(desc: JSON) -> str:
+    platform = desc.get("platform")
+    if not isinstance(platform, dict):
+        return "unknown"
+    return str(
+        Platform(
+            str(platform.get("os", "")),
+            str(platform.get("architecture", "")),
+            platform.get("variant") or None,
+        )
+    )
+
+
+def _diff_ids(config: bytes, label: str) -> list[Digest]:
+    try:
+        return [digestmod.parse(x) for x in json.loads(config)["rootfs"]["diff_ids"]]
+    except (ValueError, KeyError, TypeError, InvalidDigest) as err:
+        raise SourceError(
+            f"cannot read the config of {label}: expected JSON with rootfs.diff_ids "
+            f"({err})"
+        ) from None
