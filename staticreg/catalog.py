@@ -90,10 +90,10 @@ def read_repository(store: Store, name: str) -> RepositoryRecord | None:
         ) from None
 
 
-def read_names(store: Store) -> list[str]:
+def read_names(store: Store, layout: paths.Layout = paths.DIRECTORY) -> list[str]:
     """Every repository name, from the catalog file."""
     try:
-        doc = json.loads(store.get(paths.CATALOG))
+        doc = json.loads(store.get(layout.catalog))
     except KeyError:
         return []
     except ValueError as err:

@@ -15,7 +15,7 @@ import click
 from staticreg import __version__, publish, sources, store, targets
 from staticreg import digest as digestmod
 from staticreg.errors import StaticregError
-from staticreg.gen import nginx
+from staticreg.gen import cdn, nginx
 from staticreg.pipeline import Plan
 
 log = logging.getLogger("staticreg")
@@ -23,14 +23,37 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def root_option(func: F) -> F:
+    """``--root`` and ``--endpoint-url``, options of every command."""
+    func = click.option(
+        "--endpoint-url",
+        envvar="STATICREG_ENDPOINT_URL",
+        metavar="URL",
+        expose_value=False,
+        callback=_remember_endpoint,
+        help="S3-compatible server for s3:// roots, e.g. http://127.0.0.1:9000 "
+        "(env STATICREG_ENDPOINT_URL).",
+    )(func)
     return click.option(
         "--root",
         envvar="STATICREG_ROOT",
         default="./registry",
         show_default=True,
         metavar="ROOT",
-        help="The published tree: a directory (env STATICREG_ROOT).",
+        help="The published tree: a directory or s3://BUCKET/PREFIX "
+        "(env STATICREG_ROOT).",
     )(func)
+
+
+def _remember_endpoint(ctx: click.Context, _: click.Parameter,
+                       value: str | None) -> str | None:
+    ctx.meta["staticreg.endpoint_url"] = value
+    return value
+
+
+def open_tree(root: str) -> store.Store:
+    """The store at ROOT, with the command's --endpoint-url."""
+    endpoint = click.get_current_context().meta.get("staticreg.endpoint_url")
+    return store.open_store(root, endpoint)
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
@@ -89,6 +112,13 @@ def cli(verbose: int, quiet: bool) -> None:
     default=None,
     help="gzip 0-3 (default 1), zstd 1-19 (default 3).",
 )
+@click.option(
+    "--blob-copies",
+    is_flag=True,
+    help="For a new bucket tree: keys equal the URL paths and each repository "
+    "gets its own copy of its blobs, so a plain bucket or caching proxy answers "
+    "pulls with no CDN rewrite.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 @click.option(
     "--ref",
@@ -117,6 +147,7 @@ def publish_command(
     as_json: bool,
     ref: str | None,
     platforms: tuple[str, ...],
+    blob_copies: bool,
     inputs: tuple[str, ...],
 ) -> None:
     """Publish docker save tarballs and OCI layouts (folders or tars; INPUT:REF
@@ -130,11 +161,16 @@ def publish_command(
         read = [sources.read(path, ref, platforms) for path in inputs]
         pairs = targets.resolve([n for found in read for n in found.nodes], refs)
         extra = [(node, None) for found in read for node in found.referrers]
-        tree = store.open_store(root)
+        tree = open_tree(root)
         try:
             with progress.reporter() as reporter:
                 results = publish.publish(
-                    tree, pairs, plan, reporter, extra_referrers=extra
+                    tree,
+                    pairs,
+                    plan,
+                    reporter,
+                    extra_referrers=extra,
+                    layout=_requested_layout(root, blob_copies),
                 )
         finally:
             tree.close()
@@ -180,7 +216,7 @@ def attach_command(root: str, subject: str, artifact_type: str, media_type: str,
 
     with _errors():
         pairs = dict(_key_value(a) for a in annotations)
-        tree = store.open_store(root)
+        tree = open_tree(root)
         try:
             ref, descriptor = show.resolve(tree, subject)
             artifact = attach.build(descriptor, artifact_type, files, media_type,
@@ -190,6 +226,17 @@ def attach_command(root: str, subject: str, artifact_type: str, media_type: str,
             tree.close()
     found = digestmod.of_bytes(artifact.manifest)
     click.echo(f"{ref.repository}@{found}")
+
+
+def _requested_layout(root: str, blob_copies: bool) -> str | None:
+    if not blob_copies:
+        return None
+    if not root.startswith("s3://"):
+        raise StaticregError(
+            f"--blob-copies is for s3:// roots, not {root!r}",
+            hint="a directory tree shares blobs through per-repository links",
+        )
+    return "bucket-blob-copies"
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -253,6 +300,68 @@ def nginx_command(
         click.echo(text, nl=False)
 
 
+@cli.command("cdn")
+@root_option
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False, writable=True),
+    metavar="DIR",
+    help="Folder to write the functions, error responses and README into.",
+)
+@click.option(
+    "--layout",
+    type=click.Choice(cdn.LAYOUTS),
+    default=None,
+    help="The tree's layout, when ROOT is not a readable tree (default: ROOT's).",
+)
+@click.option(
+    "--prefix",
+    default=None,
+    metavar="PREFIX",
+    help="The tree's key prefix in its bucket, when ROOT does not give it.",
+)
+def cdn_command(root: str, output: str, layout: str | None, prefix: str | None) -> None:
+    """Write CloudFront functions and settings that serve the S3 tree at ROOT."""
+    source = click.get_current_context().get_parameter_source("root")
+    with _errors():
+        if source is click.core.ParameterSource.DEFAULT and layout is not None:
+            # --layout alone describes a tree still to be published.
+            settings, root_prefix = None, None
+        else:
+            settings, root_prefix = _cdn_tree(root, layout)
+        files = cdn.render(cdn.choose(settings, root_prefix, layout, prefix))
+        os.makedirs(output, exist_ok=True)
+        for name, text in files.items():
+            with open(os.path.join(output, name), "w") as file:
+                file.write(text)
+    log.info("wrote %s into %s; %s says how to set up CloudFront",
+             ", ".join(files), output, os.path.join(output, "README.md"))
+
+
+def _cdn_tree(root: str, layout: str | None) -> tuple[Any, str | None]:
+    """The settings of the tree at ROOT (None if it has none) and the key prefix
+    its URL gives; with --layout, a tree that cannot be read is no error."""
+    from staticreg import catalog
+
+    root_prefix = None
+    if root.startswith("s3://"):
+        root_prefix = root.removeprefix("s3://").partition("/")[2].strip("/")
+    try:
+        tree = open_tree(root)
+        try:
+            return catalog.read_settings(tree), root_prefix
+        finally:
+            tree.close()
+    except StaticregError as err:
+        if layout is None:
+            raise
+        log.warning("cannot read the tree at %s (%s); writing functions for "
+                    "--layout %s", root, err.message, layout)
+        return None, root_prefix
+
+
 @cli.command("serve")
 @root_option
 @click.option(
@@ -273,7 +382,7 @@ def _serve(root: str, host: str, port: int) -> None:
     from staticreg import server
 
     with _errors():
-        tree = store.open_store(root)
+        tree = open_tree(root)
         try:
             httpd = server.serve(tree, host, port)
         except OSError as err:
@@ -304,7 +413,7 @@ def demo_command(root: str, listen: str, no_serve: bool) -> None:
     with _errors(), tempfile.TemporaryDirectory() as work:
         tarball = os.path.join(work, "sample.tar")
         sample.write(tarball)
-        tree = store.open_store(root)
+        tree = open_tree(root)
         try:
             pairs = targets.resolve(sources.read(tarball).nodes, [])
             results = publish.publish(tree, pairs)
@@ -341,7 +450,7 @@ def ls_command(root: str, as_json: bool, name: str | None) -> None:
     from staticreg import show
 
     with _errors():
-        tree = store.open_store(root)
+        tree = open_tree(root)
         text = show.ls(tree, name, as_json)
     click.echo(text)
 
@@ -355,9 +464,55 @@ def inspect_command(root: str, as_json: bool, ref: str) -> None:
     from staticreg import show
 
     with _errors():
-        tree = store.open_store(root)
+        tree = open_tree(root)
         text = show.inspect(tree, ref, as_json)
     click.echo(text)
+
+
+@cli.command("index")
+@root_option
+@click.option(
+    "--base-url",
+    metavar="URL",
+    default=None,
+    help="Registry address the pages' pull commands show (default: the address "
+    "each page is loaded from); kept for later publishes, '' forgets it.",
+)
+def index_command(root: str, base_url: str | None) -> None:
+    """Rebuild the browse site, its JSON files and the docker search answers."""
+    from staticreg import catalog
+    from staticreg.gen import site
+
+    with _errors():
+        tree = open_tree(root)
+        try:
+            if catalog.read_settings(tree) is None:
+                raise StaticregError(
+                    f"cannot index {root!r}: it is not a published tree "
+                    "(it has no staticreg.json)",
+                    hint="give --root the tree staticreg publish wrote",
+                )
+            with tree.lock():
+                site.regenerate(tree, None, base_url)
+        finally:
+            tree.close()
+
+
+@cli.command("search")
+@root_option
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.argument("term")
+def search_command(root: str, as_json: bool, term: str) -> None:
+    """List repositories whose name or description contains TERM (any case)."""
+    from staticreg import search
+
+    with _errors():
+        tree = open_tree(root)
+        text = search.render(search.find(tree, term), as_json)
+    if text:
+        click.echo(text)
+    else:
+        log.info("no repository matches %r", term)
 
 
 def main() -> None:

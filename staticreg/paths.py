@@ -159,3 +159,125 @@ def site_repository(name: str) -> str:
 def media_type_of(key: str) -> str | None:
     """The manifest media type a key's extension records, if it has one."""
     return MEDIA_TYPES.get(key.rpartition(".")[2])
+
+
+# Layouts ---------------------------------------------------------------------------
+#
+# A directory tree uses the keys above, whose extensions nginx turns into
+# Content-Type. In a bucket, every object carries its Content-Type itself, so keys
+# drop the extension, and there are two layouts:
+#
+#   bucket              the keys above without extensions; blobs once under
+#                       blobs/; a CDN function maps URLs to keys (staticreg cdn)
+#   bucket-blob-copies  keys equal the URL paths (v2/<name>/manifests/<tag>,
+#                       v2/<name>/blobs/sha256:<hex>, ...), each blob copied
+#                       server-side into every repository that uses it from
+#                       blobs/sha256/<hex>, so a plain bucket or any caching proxy
+#                       answers pulls with no rewrite at all
+#
+# Repository records, settings and the private folder keep the same keys in every
+# layout.
+
+
+class Layout:
+    """Where a tree of one layout keeps each kind of object."""
+
+    name = "directory"
+    copies_blobs = False
+    # nginx can pick a precomputed artifactType answer; a CDN function cannot.
+    filters_referrers = True
+    api_root = API_ROOT
+    catalog = CATALOG
+    empty_referrers: str | None = EMPTY_REFERRERS
+    error_page: str | None = None
+
+    def blob(self, digest: Digest) -> str:
+        return blob(digest)
+
+    def manifest(self, name: str, digest: Digest, media_type: str) -> str:
+        return manifest(name, digest, media_type)
+
+    def manifest_candidates(self, name: str, digest: Digest) -> list[str]:
+        return manifest_candidates(name, digest)
+
+    def tag(self, name: str, tag_name: str, media_type: str) -> str:
+        return tag(name, tag_name, media_type)
+
+    def tag_candidates(self, name: str, tag_name: str) -> list[str]:
+        return tag_candidates(name, tag_name)
+
+    def tags_list(self, name: str) -> str:
+        return tags_list(name)
+
+    def blob_link(self, name: str, digest: Digest) -> str:
+        """The key that makes a blob answer under a repository."""
+        return blob_link(name, digest)
+
+    def referrers(self, name: str, subject: Digest) -> str:
+        return referrers(name, subject)
+
+    def referrers_by_type(self, name: str, subject: Digest, key: str) -> str | None:
+        return referrers_by_type(name, subject, key)
+
+
+class BucketLayout(Layout):
+    name = "bucket"
+    filters_referrers = False
+    empty_referrers = None
+    # The JSON body a CDN answers missing keys with (see gen/cdn.py).
+    error_page: str | None = "errors/not-found.json"
+
+    def manifest(self, name: str, digest: Digest, media_type: str) -> str:
+        return f"{repository(name)}/_manifests/{digest.algorithm}/{digest.hex}"
+
+    def manifest_candidates(self, name: str, digest: Digest) -> list[str]:
+        return [self.manifest(name, digest, "")]
+
+    def tag(self, name: str, tag_name: str, media_type: str) -> str:
+        return f"{repository(name)}/_tags/{tag_name}"
+
+    def tag_candidates(self, name: str, tag_name: str) -> list[str]:
+        return [self.tag(name, tag_name, "")]
+
+    def referrers(self, name: str, subject: Digest) -> str:
+        return f"{repository(name)}/_referrers/{subject.algorithm}/{subject.hex}"
+
+    def referrers_by_type(self, name: str, subject: Digest, key: str) -> str | None:
+        return None
+
+
+class BlobCopiesLayout(BucketLayout):
+    name = "bucket-blob-copies"
+    copies_blobs = True
+    api_root = "v2/"
+    catalog = "v2/_catalog"
+
+    def manifest(self, name: str, digest: Digest, media_type: str) -> str:
+        return f"v2/{name}/manifests/{digest}"
+
+    def tag(self, name: str, tag_name: str, media_type: str) -> str:
+        return f"v2/{name}/manifests/{tag_name}"
+
+    def tags_list(self, name: str) -> str:
+        return f"v2/{name}/tags/list"
+
+    def blob_link(self, name: str, digest: Digest) -> str:
+        return f"v2/{name}/blobs/{digest}"
+
+    def referrers(self, name: str, subject: Digest) -> str:
+        return f"v2/{name}/referrers/{subject}"
+
+
+LAYOUTS: dict[str, Layout] = {
+    layout.name: layout for layout in (Layout(), BucketLayout(), BlobCopiesLayout())
+}
+DIRECTORY = LAYOUTS["directory"]
+
+
+def layout_named(name: object) -> Layout:
+    found = LAYOUTS.get(str(name))
+    if found is None:
+        raise ValueError(
+            f"unknown tree layout {name!r}: expected one of {', '.join(LAYOUTS)}"
+        )
+    return found

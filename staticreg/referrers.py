@@ -68,20 +68,18 @@ def add(record: RepositoryRecord, nodes: Sequence[Built]) -> list[Digest]:
 
 
 def files(
-    name: str, subject: Digest, record: RepositoryRecord
+    layout: paths.Layout, name: str, subject: Digest, record: RepositoryRecord
 ) -> list[tuple[str, bytes]]:
-    """The referrers answer for ``subject``, unfiltered and per artifactType."""
+    """The referrers answer for ``subject``, unfiltered and, where the layout's
+    server can pick them, per artifactType."""
     listed = record.referrers.get(str(subject), [])
-    out = [(paths.referrers(name, subject), _index_bytes(listed))]
-    for artifact_type in sorted({d.get("artifactType") for d in listed} - {None}):
-        assert artifact_type is not None
+    out = [(layout.referrers(name, subject), _index_bytes(listed))]
+    types = sorted({str(d["artifactType"]) for d in listed if d.get("artifactType")})
+    for artifact_type in types if layout.filters_referrers else []:
         subset = [d for d in listed if d.get("artifactType") == artifact_type]
-        out.append(
-            (
-                paths.referrers_by_type(name, subject, type_key(artifact_type)),
-                _index_bytes(subset),
-            )
-        )
+        key = layout.referrers_by_type(name, subject, type_key(artifact_type))
+        if key is not None:
+            out.append((key, _index_bytes(subset)))
     return out
 
 

@@ -10,16 +10,16 @@ from staticreg.store.memory import MemoryStore
 __all__ = ["DirectoryStore", "MemoryStore", "StagedWriter", "Store", "open_store"]
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, endpoint_url: str | None = None) -> Store:
+    """A store for a directory path, ``file://PATH``, ``s3://BUCKET/PREFIX`` or
+    ``memory://``; ``endpoint_url`` points S3 at an S3-compatible server."""
     if url.startswith("memory://"):
         return MemoryStore(url)
     if url.startswith("s3://"):
-        # TODO(#5): publish to S3 buckets; users must publish to a directory and
-        # copy it to the bucket themselves.
-        raise StoreError(
-            f"cannot open {url!r}: S3 trees are not supported yet",
-            hint="publish to a directory and copy it to the bucket",
-        )
+        # Imported here: boto3 is an optional extra, and slow to import.
+        from staticreg.store.s3 import S3Store
+
+        return S3Store(url, endpoint_url)
     if "://" in url and not url.startswith("file://"):
         raise StoreError(
             f"cannot open {url!r}: expected a directory path, file://PATH or s3://"

@@ -23,8 +23,19 @@ class StagedWriter(Protocol):
     def close(self) -> None:
         """Finish writing; the object stays invisible until ``commit``."""
 
-    def commit(self, key: str, content_type: str | None = None) -> None:
-        """Make the staged bytes visible at ``key`` (replacing what was there)."""
+    def commit(
+        self,
+        key: str,
+        content_type: str | None = None,
+        *,
+        cache_control: str | None = None,
+        digest: str | None = None,
+    ) -> None:
+        """Make the staged bytes visible at ``key`` (replacing what was there).
+
+        ``content_type``, ``cache_control`` and ``digest`` are kept with the
+        object by stores that can (a bucket serves them as response headers).
+        """
 
     def discard(self) -> None:
         """Drop the staged bytes; safe to call after ``commit`` (does nothing)."""
@@ -32,6 +43,8 @@ class StagedWriter(Protocol):
 
 class Store(Protocol):
     url: str
+    # The layout a new tree in this store gets (see paths.Layout).
+    default_layout: str
 
     def stat(self, key: str) -> int | None:
         """The size of ``key`` in bytes, or None if it does not exist."""
@@ -42,8 +55,27 @@ class Store(Protocol):
     def open(self, key: str) -> BinaryIO:
         """A stream of the bytes at ``key``; raise KeyError if it does not exist."""
 
-    def put(self, key: str, data: bytes, content_type: str | None = None) -> None:
-        """Write ``data`` at ``key`` atomically."""
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        content_type: str | None = None,
+        *,
+        cache_control: str | None = None,
+        digest: str | None = None,
+    ) -> None:
+        """Write ``data`` at ``key`` atomically, with the object's metadata."""
+
+    def copy(
+        self,
+        source: str,
+        key: str,
+        content_type: str | None = None,
+        *,
+        cache_control: str | None = None,
+        digest: str | None = None,
+    ) -> None:
+        """Copy the object at ``source`` to ``key`` inside the store."""
 
     def staged_writer(self) -> StagedWriter:
         """A writer for an object whose key is decided after writing."""

@@ -15,6 +15,7 @@ import fcntl
 import logging
 import os
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -31,6 +32,8 @@ DIR_MODE = 0o755
 
 
 class DirectoryStore:
+    default_layout = "directory"
+
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
         self.url = self.root
@@ -49,9 +52,11 @@ class DirectoryStore:
 
     def stat(self, key: str) -> int | None:
         try:
-            return os.stat(self._path(key)).st_size
-        except FileNotFoundError:
+            found = os.stat(self._path(key))
+        except (FileNotFoundError, NotADirectoryError):
             return None
+        # A folder is no key: a site URL naming one must not be opened as a file.
+        return found.st_size if stat.S_ISREG(found.st_mode) else None
 
     def get(self, key: str) -> bytes:
         try:
@@ -66,12 +71,38 @@ class DirectoryStore:
         except FileNotFoundError:
             raise KeyError(key) from None
 
-    def put(self, key: str, data: bytes, content_type: str | None = None) -> None:
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        content_type: str | None = None,
+        *,
+        cache_control: str | None = None,
+        digest: str | None = None,
+    ) -> None:
         writer = self.staged_writer()
         try:
             writer.write(data)
             writer.close()
             writer.commit(key, content_type)
+        finally:
+            writer.discard()
+
+    def copy(
+        self,
+        source: str,
+        key: str,
+        content_type: str | None = None,
+        *,
+        cache_control: str | None = None,
+        digest: str | None = None,
+    ) -> None:
+        writer = self.staged_writer()
+        try:
+            with self.open(source) as stream:
+                while chunk := stream.read(1 << 20):
+                    writer.write(chunk)
+            writer.commit(key)
         finally:
             writer.discard()
 
@@ -177,7 +208,14 @@ class _StagedFile:
                 raise _store_error(self._path, err) from None
             self._file = None
 
-    def commit(self, key: str, content_type: str | None = None) -> None:
+    def commit(
+        self,
+        key: str,
+        content_type: str | None = None,
+        *,
+        cache_control: str | None = None,
+        digest: str | None = None,
+    ) -> None:
         self.close()
         self._store.commit_file(self._path, key)
 

@@ -10,6 +10,8 @@ from typing import BinaryIO
 
 
 class MemoryStore:
+    default_layout = "directory"
+
     def __init__(self, url: str = "memory://") -> None:
         self.url = url
         self.objects: dict[str, bytes] = {}
@@ -26,9 +28,28 @@ class MemoryStore:
     def open(self, key: str) -> BinaryIO:
         return io.BytesIO(self.objects[key])
 
-    def put(self, key: str, data: bytes, content_type: str | None = None) -> None:
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        content_type: str | None = None,
+        *,
+        cache_control: str | None = None,
+        digest: str | None = None,
+    ) -> None:
         self.objects[key] = bytes(data)
         self.content_types[key] = content_type
+
+    def copy(
+        self,
+        source: str,
+        key: str,
+        content_type: str | None = None,
+        *,
+        cache_control: str | None = None,
+        digest: str | None = None,
+    ) -> None:
+        self.put(key, self.get(source), content_type)
 
     def staged_writer(self) -> _StagedBuffer:
         return _StagedBuffer(self)
@@ -62,7 +83,14 @@ class _StagedBuffer:
     def close(self) -> None:
         pass
 
-    def commit(self, key: str, content_type: str | None = None) -> None:
+    def commit(
+        self,
+        key: str,
+        content_type: str | None = None,
+        *,
+        cache_control: str | None = None,
+        digest: str | None = None,
+    ) -> None:
         self._store.put(key, self._buffer.getvalue(), content_type)
 
     def discard(self) -> None:

@@ -12,12 +12,32 @@ from staticreg.errors import StoreError
 from staticreg.store import DirectoryStore, MemoryStore, Store
 
 
-@pytest.fixture(params=["memory", "directory"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+@pytest.fixture(params=["memory", "directory", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path,
+          monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
+    if request.param == "s3":
+        yield from _s3_store(monkeypatch)
+        return
     made: Store = MemoryStore() if request.param == "memory" else DirectoryStore(
         str(tmp_path / "tree"))
     yield made
     made.close()
+
+
+def _s3_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
+    import boto3
+    from moto import mock_aws
+
+    from staticreg.store.s3 import S3Store
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "test")
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="conformance")
+        made = S3Store("s3://conformance/some/prefix", client=client)
+        yield made
+        made.close()
 
 
 def test_put_get_stat_delete(store: Store) -> None:
@@ -59,7 +79,13 @@ def test_list_is_recursive_and_sorted(store: Store) -> None:
     assert list(store.list("r/")) == ["r/a", "r/b/a", "r/b/x"]
 
 
-def test_lock_is_reentrant_across_uses(store: Store) -> None:
+def test_copy_inside_the_store(store: Store) -> None:
+    store.put("blobs/a", b"payload")
+    store.copy("blobs/a", "v2/x/blobs/sha256:a", "application/octet-stream")
+    assert store.get("v2/x/blobs/sha256:a") == b"payload"
+
+
+def test_lock_can_be_taken_again(store: Store) -> None:
     with store.lock():
         store.put("k", b"1")
     with store.lock():
