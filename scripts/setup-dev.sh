@@ -11,6 +11,7 @@ DEBIAN_PACKAGES=(
   docker.io           # the Docker engine (dockerd) for docker pull/run/save
   docker-registry     # the CNCF distribution registry, a peer for the benchmark
   busybox-static      # the static binary inside the test images
+  chromium            # the browse site's browser tests (driven by playwright)
   umoci zstd openssl  # image tools and the benchmark's yardsticks
   procps iproute2 ca-certificates
 )

@@ -184,6 +184,14 @@ def paginate(
 # Headers of every page of the site: the pages load nothing from elsewhere (their
 # own <meta> policy says so), and a browser must not guess another content type.
 SITE_HEADERS = (("X-Content-Type-Options", "nosniff"),)
+# Content-Type of the site's files by extension; JSON is UTF-8 by definition.
+SITE_TYPES = {
+    "html": "text/html; charset=utf-8",
+    "css": "text/css; charset=utf-8",
+    "js": "text/javascript; charset=utf-8",
+    "svg": "image/svg+xml",
+    "json": "application/json",
+}
 SEARCH_LIMIT = 100
 MAX_SEARCH_TERM = 200
 # What a precomputed term can be: a prefix of a repository name (so no '..' part

@@ -493,7 +493,8 @@ def index_command(root: str, base_url: str | None) -> None:
                     hint="give --root the tree staticreg publish wrote",
                 )
             with tree.lock():
-                site.regenerate(tree, None, base_url)
+                report = site.regenerate(tree, None, base_url)
+            log.info("%s", report)
         finally:
             tree.close()
 

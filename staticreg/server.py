@@ -6,6 +6,7 @@ holds the rules both follow), plus ``n``/``last`` paging, which nginx cannot do.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import posixpath
@@ -34,7 +35,7 @@ def content_type(key: str) -> str:
     media_type = paths.media_type_of(key)
     if media_type:
         return media_type
-    return "application/json" if key.endswith(".json") else "application/octet-stream"
+    return api.SITE_TYPES.get(key.rpartition(".")[2], "application/octet-stream")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -64,9 +65,13 @@ class _Handler(BaseHTTPRequestHandler):
         if route.error:
             return self._error(route.error, send_body)
         store = self.server.store
+        if route.search:
+            return self._search(route, url.query, send_body)
         if any(store.stat(key) is None for key in route.require):
             return self._error(route.missing, send_body)
         key = next((k for k in route.keys if store.stat(k) is not None), None)
+        if key is None and route.index and store.stat(route.index) is not None:
+            return self._redirect(path + "/")
         if key is None:
             return self._error(route.unknown, send_body)
         if route.page_field:
@@ -147,6 +152,34 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", route.cache)
         if route.digest:
             self.send_header("Docker-Content-Digest", route.digest)
+        for header in api.SITE_HEADERS if route.site else ():
+            self.send_header(*header)
+
+    def _search(self, route: api.Route, query: str, send_body: bool) -> None:
+        term = api.search_term(query)
+        stored = None
+        with contextlib.suppress(KeyError):
+            stored = self.server.store.get(paths.search_result(term)) if term else None
+        try:
+            n = int(parse_qs(query).get("n", [""])[0])
+        except ValueError:
+            n = None
+        body = api.search_page(stored, term, n)
+        self.send_response(200)
+        self._common_headers(route, "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if send_body:
+            self.wfile.write(body)
+
+    def _redirect(self, location: str) -> None:
+        # A page's folder without its final '/' would break the page's relative
+        # links; nginx's static module answers the same redirect.
+        self.send_response(301)
+        self.send_header(*api.API_VERSION_HEADER)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def _error(self, code: str, send_body: bool) -> None:
         status = api.ERRORS[code][0]

@@ -22,12 +22,69 @@ HEX = "d" * 64
         ("GET", "/v2/app/blobs/notadigest", "DIGEST_INVALID"),
         ("GET", "/v2/app/manifests/-bad", "MANIFEST_UNKNOWN"),
         ("GET", "/v2/App/manifests/v1", "NOT_FOUND"),
-        ("GET", "/etc/passwd", "NOT_FOUND"),
-        ("GET", "/blobs/sha256/" + HEX, "NOT_FOUND"),
+        ("GET", "/v2/nothing", "NOT_FOUND"),
+        ("GET", "/v1/other", "NOT_FOUND"),
     ],
 )
 def test_route_errors(method: str, path: str, error: str) -> None:
     assert api.route(method, path).error == error
+
+
+@pytest.mark.parametrize(
+    ("path", "key", "index"),
+    [
+        ("/", "site/index.html", None),
+        ("/r/a/b/", "site/r/a/b/index.html", None),
+        ("/r/a/b", "site/r/a/b", "site/r/a/b/index.html"),
+        ("/etc/passwd", "site/etc/passwd", "site/etc/passwd/index.html"),
+        ("/blobs/sha256/" + HEX, f"site/blobs/sha256/{HEX}", None),
+        ("/staticreg.json", "site/staticreg.json", None),
+    ],
+)
+def test_route_site_paths_stay_in_site(path: str, key: str, index: str | None) -> None:
+    route = api.route("GET", path)
+    assert route.error is None and route.site
+    assert route.keys == (key,)
+    if index is not None:
+        assert route.index == index
+
+
+@pytest.mark.parametrize(
+    ("query", "term"),
+    [
+        ("q=busy&n=25", "busy"),
+        ("n=25&q=e2e%2Fbu", "e2e/bu"),
+        ("q=E2E%2fBU", "e2e/bu"),
+        ("q=web/", "web/"),
+        ("q=..%2F..%2Fstaticreg", ""),
+        ("q=%2e%2e", ""),
+        ("q=a%22b", ""),
+        ("q=a+b", ""),
+        ("q=", ""),
+        ("n=1", ""),
+        ("q=" + "a" * 201, ""),
+    ],
+)
+def test_search_term_reads_q_as_nginx_does(query: str, term: str) -> None:
+    assert api.search_term(query) == term
+
+
+def test_search_page_cuts_to_n_and_keeps_the_total() -> None:
+    items = [api.search_item(f"r{n}", "") for n in range(5)]
+    body = api.search_body("r", items, 7)
+    doc = json.loads(api.search_page(body, "r", 2))
+    assert [r["name"] for r in doc["results"]] == ["r0", "r1"]
+    assert doc["num_results"] == 7 and doc["page_size"] == 2 and doc["num_pages"] == 4
+    assert api.search_page(body, "r", None) == body
+    empty = json.loads(api.search_page(None, "zz", 5))
+    assert empty == {
+        "query": "zz",
+        "num_results": 0,
+        "num_pages": 0,
+        "page_size": 100,
+        "page": 1,
+        "results": [],
+    }
 
 
 def test_route_manifest_by_digest_is_immutable_and_carries_digest() -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness import images
 from staticreg.cli import cli
+
+from harness import images
 
 Snapshot = Callable[[Path], dict[str, tuple[int, bytes]]]
 
@@ -20,20 +21,32 @@ def run(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_publish_prints_one_line_per_tag(tmp_path: Path,
-                                         hello_tar: images.SavedTarball) -> None:
-    code, out, err = run("publish", str(hello_tar.path), "--root", str(tmp_path / "r"),
-                         "--tag", "maxhou/mybusybox:v0.1", "-t", "docker.io/x/y")
+def test_publish_prints_one_line_per_tag(
+    tmp_path: Path, hello_tar: images.SavedTarball
+) -> None:
+    code, out, err = run(
+        "publish",
+        str(hello_tar.path),
+        "--root",
+        str(tmp_path / "r"),
+        "--tag",
+        "maxhou/mybusybox:v0.1",
+        "-t",
+        "docker.io/x/y",
+    )
     assert code == 0, err
     lines = out.splitlines()
-    assert [line.split("@")[0] for line in lines] == ["maxhou/mybusybox:v0.1",
-                                                      "x/y:latest"]
+    assert [line.split("@")[0] for line in lines] == [
+        "maxhou/mybusybox:v0.1",
+        "x/y:latest",
+    ]
     assert all(line.split("@")[1].startswith("sha256:") for line in lines)
     assert "published maxhou/mybusybox:v0.1" in err
 
 
-def test_root_from_environment(tmp_path: Path, hello_tar: images.SavedTarball,
-                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_root_from_environment(
+    tmp_path: Path, hello_tar: images.SavedTarball, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("STATICREG_ROOT", str(tmp_path / "env"))
     code, out, _ = run("publish", str(hello_tar.path))
     assert code == 0 and out.startswith("test/img:v1@sha256:")
@@ -64,51 +77,74 @@ def test_ls_and_inspect(tmp_path: Path, hello_tar: images.SavedTarball) -> None:
 Args = Callable[[Path, Path], list[str]]
 
 BAD_INPUTS: dict[str, tuple[Args, str]] = {
-    "not a tar": (lambda tmp, good: [str(images.not_a_tar(tmp / "x.tar"))],
-                  "not a tar archive"),
-    "truncated": (lambda tmp, good: [str(images.truncated(good, tmp / "t.tar"))],
-                  "truncated"),
+    "not a tar": (
+        lambda tmp, good: [str(images.not_a_tar(tmp / "x.tar"))],
+        "not a tar archive",
+    ),
+    "truncated": (
+        lambda tmp, good: [str(images.truncated(good, tmp / "t.tar"))],
+        "truncated",
+    ),
     "digest mismatch": (
         lambda tmp, good: [str(images.with_corrupt_layer(good, tmp / "c.tar"))],
-        "but its config expects"),
+        "but its config expects",
+    ),
     "missing layer": (
         lambda tmp, good: [str(images.with_missing_layer(good, tmp / "m.tar"))],
-        "has no member"),
+        "has no member",
+    ),
     "dotdot member": (
         lambda tmp, good: [str(images.with_dotdot_member(good, tmp / "d.tar"))],
-        "'../evil' points outside"),
+        "'../evil' points outside",
+    ),
     "absolute member": (
         lambda tmp, good: [str(images.with_absolute_member(good, tmp / "a.tar"))],
-        "'/etc/evil' points outside"),
+        "'/etc/evil' points outside",
+    ),
     "escaping symlink": (
         lambda tmp, good: [str(images.with_escaping_symlink(good, tmp / "s.tar"))],
-        "points outside the archive"),
-    "upper case name": (lambda tmp, good: [str(good), "--tag", "Maxhou/app:1"],
-                        "invalid repository name 'Maxhou/app'"),
-    "dotdot name": (lambda tmp, good: [str(good), "--tag", "a/../b:1"],
-                    "invalid repository name 'a/../b'"),
-    "empty part": (lambda tmp, good: [str(good), "--tag", "a//b:1"],
-                   "invalid repository name 'a//b'"),
+        "points outside the archive",
+    ),
+    "upper case name": (
+        lambda tmp, good: [str(good), "--tag", "Maxhou/app:1"],
+        "invalid repository name 'Maxhou/app'",
+    ),
+    "dotdot name": (
+        lambda tmp, good: [str(good), "--tag", "a/../b:1"],
+        "invalid repository name 'a/../b'",
+    ),
+    "empty part": (
+        lambda tmp, good: [str(good), "--tag", "a//b:1"],
+        "invalid repository name 'a//b'",
+    ),
     "bad tag": (lambda tmp, good: [str(good), "--tag", "app:-1"], "invalid tag '-1'"),
     "missing file": (lambda tmp, good: [str(tmp / "nope.tar")], "no such file"),
-    "bad level": (lambda tmp, good: [str(good), "--compression", "gzip",
-                                     "--compression-level", "7"],
-                  "compression level 7 is out of range for gzip"),
+    "bad level": (
+        lambda tmp, good: [
+            str(good),
+            "--compression",
+            "gzip",
+            "--compression-level",
+            "7",
+        ],
+        "compression level 7 is out of range for gzip",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
 def test_bad_input_fails_with_one_line_and_leaves_tree_unchanged(
-        case: str, tmp_path: Path, hello_tar: images.SavedTarball,
-        snapshot: Snapshot) -> None:
+    case: str, tmp_path: Path, hello_tar: images.SavedTarball, snapshot: Snapshot
+) -> None:
     root = tmp_path / "tree"
     base = images.write_docker_save(tmp_path / "base.tar", [images.busybox_image()])
     assert run("publish", "--root", str(root), str(base.path))[0] == 0
     before = snapshot(root)
 
     make_args, message = BAD_INPUTS[case]
-    code, out, err = run("publish", "--root", str(root),
-                         *make_args(tmp_path, hello_tar.path))
+    code, out, err = run(
+        "publish", "--root", str(root), *make_args(tmp_path, hello_tar.path)
+    )
 
     assert code == 1, err
     assert out == ""
@@ -117,9 +153,10 @@ def test_bad_input_fails_with_one_line_and_leaves_tree_unchanged(
     assert snapshot(root) == before
 
 
-def test_bad_input_into_a_new_root_creates_nothing(tmp_path: Path,
-                                                   hello_tar: images.SavedTarball,
-                                                   ) -> None:
+def test_bad_input_into_a_new_root_creates_nothing(
+    tmp_path: Path,
+    hello_tar: images.SavedTarball,
+) -> None:
     bad = images.with_corrupt_layer(hello_tar.path, tmp_path / "c.tar")
     code, _, err = run("publish", "--root", str(tmp_path / "new"), str(bad))
     assert code == 1 and "but its config expects" in err
@@ -131,16 +168,24 @@ def test_nginx_writes_config_and_warns_about_unreadable_tree(tmp_path: Path) -> 
     (private / "tree").mkdir(parents=True)
     private.chmod(0o700)
     conf = tmp_path / "nginx.conf"
-    code, _, err = run("nginx", "--root", str(private / "tree"), "--listen",
-                       "127.0.0.1:5000", "-o", str(conf))
+    code, _, err = run(
+        "nginx",
+        "--root",
+        str(private / "tree"),
+        "--listen",
+        "127.0.0.1:5000",
+        "-o",
+        str(conf),
+    )
     assert code == 0
     assert f"{private} is not readable by other users" in err
     assert "listen 127.0.0.1:5000;" in conf.read_text()
 
 
 def test_nginx_server_block_to_stdout(tmp_path: Path) -> None:
-    code, out, _ = run("nginx", "--root", str(tmp_path), "--listen", "80",
-                       "--server-block")
+    code, out, _ = run(
+        "nginx", "--root", str(tmp_path), "--listen", "80", "--server-block"
+    )
     assert code == 0 and out.lstrip().startswith("#") and "server {" in out
     assert "events" not in out
 

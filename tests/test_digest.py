@@ -30,7 +30,11 @@ def test_parse_bad_digest_names_value(text: str, message: str) -> None:
 
 def test_parse_round_trip() -> None:
     parsed = digest.parse(f"sha256:{HEX}")
-    assert (parsed.algorithm, parsed.hex, str(parsed)) == ("sha256", HEX, f"sha256:{HEX}")
+    assert (parsed.algorithm, parsed.hex, str(parsed)) == (
+        "sha256",
+        HEX,
+        f"sha256:{HEX}",
+    )
     assert parsed.short == HEX[:12]
 
 

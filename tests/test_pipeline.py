@@ -61,15 +61,18 @@ def test_uncompressed_blob_is_the_layer_itself() -> None:
 
 
 def test_output_is_deterministic_across_runs() -> None:
-    digests = {_stage(_layer(PLAIN), Plan("gzip"), MemoryStore()).digest
-               for _ in range(3)}
+    digests = {
+        _stage(_layer(PLAIN), Plan("gzip"), MemoryStore()).digest for _ in range(3)
+    }
     assert len(digests) == 1
 
 
 @pytest.mark.parametrize(
     ("compress", "kind"),
-    [(lambda d: gzip.compress(d, mtime=0), "gzip"),
-     (zstandard.ZstdCompressor().compress, "zstd")],
+    [
+        (lambda d: gzip.compress(d, mtime=0), "gzip"),
+        (zstandard.ZstdCompressor().compress, "zstd"),
+    ],
 )
 def test_auto_keeps_compressed_input_byte_for_byte(compress, kind: str) -> None:  # type: ignore[no-untyped-def]
     source = compress(PLAIN)
@@ -90,10 +93,12 @@ def test_recompresses_when_asked_for_another_codec() -> None:
 
 def test_wrong_diff_id_is_refused_and_nothing_staged() -> None:
     store = MemoryStore()
-    with pytest.raises(DigestMismatch, match="has diff_id sha256:.* but its config "
-                       "expects"):
-        pipeline.stage(_layer(PLAIN, diff_id=b"other"), Plan("gzip"), store,
-                       lambda n: None)
+    with pytest.raises(
+        DigestMismatch, match="has diff_id sha256:.* but its config expects"
+    ):
+        pipeline.stage(
+            _layer(PLAIN, diff_id=b"other"), Plan("gzip"), store, lambda n: None
+        )
     assert store.objects == {}
 
 

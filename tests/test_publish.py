@@ -7,18 +7,22 @@ from pathlib import Path
 
 import pytest
 
-from harness import images
 from staticreg import catalog, digest, mediatypes, paths, publish, sources, targets
 from staticreg.errors import Conflict
 from staticreg.pipeline import Plan
 from staticreg.store import DirectoryStore
 
+from harness import images
 
-def _publish(root: Path, tar: Path, tags: list[str] | None = None,
-             plan: Plan | None = None) -> list[publish.Published]:
+
+def _publish(
+    root: Path, tar: Path, tags: list[str] | None = None, plan: Plan | None = None
+) -> list[publish.Published]:
     store = DirectoryStore(str(root))
     try:
-        pairs = targets.resolve(sources.read(str(tar)).nodes, targets.parse_tags(tags or []))
+        pairs = targets.resolve(
+            sources.read(str(tar)).nodes, targets.parse_tags(tags or [])
+        )
         return publish.publish(store, pairs, plan or Plan())
     finally:
         store.close()
@@ -29,8 +33,7 @@ def _pull(root: Path, name: str, ref: str) -> tuple[dict, list[bytes]]:  # type:
     [tag_key] = [k for k in paths.tag_candidates(name, ref) if (root / k).exists()]
     raw = (root / tag_key).read_bytes()
     manifest = json.loads(raw)
-    by_digest = root / paths.manifest(name, digest.of_bytes(raw),
-                                      manifest["mediaType"])
+    by_digest = root / paths.manifest(name, digest.of_bytes(raw), manifest["mediaType"])
     assert by_digest.read_bytes() == raw
     blobs = []
     for desc in [manifest["config"], *manifest["layers"]]:
@@ -42,53 +45,68 @@ def _pull(root: Path, name: str, ref: str) -> tuple[dict, list[bytes]]:  # type:
     return manifest, blobs
 
 
-def test_round_trip_keeps_config_and_layers(tmp_path: Path,
-                                            hello_tar: images.SavedTarball) -> None:
+def test_round_trip_keeps_config_and_layers(
+    tmp_path: Path, hello_tar: images.SavedTarball
+) -> None:
     [result] = _publish(tmp_path / "tree", hello_tar.path)
     assert (result.repository, result.tag) == ("test/img", "v1")
     manifest, blobs = _pull(tmp_path / "tree", "test/img", "v1")
     assert manifest["mediaType"] == mediatypes.OCI_MANIFEST
     assert digest.of_bytes(blobs[0]) == digest.parse(hello_tar.images[0].config_digest)
-    assert [d["mediaType"] for d in manifest["layers"]] == [mediatypes.OCI_LAYER_GZIP] * 2
-    assert str(result.digest) == str(digest.of_bytes(
-        (tmp_path / "tree" / paths.tag("test/img", "v1", mediatypes.OCI_MANIFEST))
-        .read_bytes()))
+    assert [d["mediaType"] for d in manifest["layers"]] == [
+        mediatypes.OCI_LAYER_GZIP
+    ] * 2
+    assert str(result.digest) == str(
+        digest.of_bytes(
+            (
+                tmp_path / "tree" / paths.tag("test/img", "v1", mediatypes.OCI_MANIFEST)
+            ).read_bytes()
+        )
+    )
 
 
-def test_publish_is_deterministic(tmp_path: Path,
-                                  hello_tar: images.SavedTarball) -> None:
+def test_publish_is_deterministic(
+    tmp_path: Path, hello_tar: images.SavedTarball
+) -> None:
     first = _publish(tmp_path / "a", hello_tar.path)
     second = _publish(tmp_path / "b", hello_tar.path)
     assert [r.digest for r in first] == [r.digest for r in second]
 
 
 @pytest.mark.parametrize("kind", ["zstd", "none"])
-def test_compression_settings(tmp_path: Path, hello_tar: images.SavedTarball,
-                              kind: str) -> None:
+def test_compression_settings(
+    tmp_path: Path, hello_tar: images.SavedTarball, kind: str
+) -> None:
     _publish(tmp_path / "tree", hello_tar.path, plan=Plan(kind))
     manifest, blobs = _pull(tmp_path / "tree", "test/img", "v1")
     assert {d["mediaType"] for d in manifest["layers"]} == {mediatypes.OCI_LAYERS[kind]}
     if kind == "none":
         assert [str(digest.of_bytes(b)) for b in blobs[1:]] == list(
-            hello_tar.images[0].diff_ids)
+            hello_tar.images[0].diff_ids
+        )
 
 
 def test_blobs_are_stored_once_but_linked_per_repository(
-        tmp_path: Path, hello_tar: images.SavedTarball) -> None:
+    tmp_path: Path, hello_tar: images.SavedTarball
+) -> None:
     root = tmp_path / "tree"
     _publish(root, hello_tar.path, ["one/app:1"])
     _publish(root, hello_tar.path, ["two/app:1"])
     manifest, _ = _pull(root, "two/app", "1")
     layer = digest.parse(manifest["layers"][0]["digest"])
     assert (root / paths.blob_link("one/app", layer)).exists()
-    assert len(list((root / "blobs/sha256").iterdir())) == 4  # config, 2 layers, manifest
+    assert (
+        len(list((root / "blobs/sha256").iterdir())) == 4
+    )  # config, 2 layers, manifest
     assert json.loads((root / paths.CATALOG).read_bytes()) == {
-        "repositories": ["one/app", "two/app"]}
+        "repositories": ["one/app", "two/app"]
+    }
 
 
-def test_blob_of_another_repository_is_not_linked(tmp_path: Path,
-                                                  hello_tar: images.SavedTarball,
-                                                  ) -> None:
+def test_blob_of_another_repository_is_not_linked(
+    tmp_path: Path,
+    hello_tar: images.SavedTarball,
+) -> None:
     root = tmp_path / "tree"
     _publish(root, hello_tar.path, ["one/app:1"])
     bb = images.write_docker_save(tmp_path / "bb.tar", [images.busybox_image()])
@@ -99,11 +117,13 @@ def test_blob_of_another_repository_is_not_linked(tmp_path: Path,
 
 
 def test_moving_a_tag_replaces_it_and_keeps_the_old_digest(
-        tmp_path: Path, hello_tar: images.SavedTarball) -> None:
+    tmp_path: Path, hello_tar: images.SavedTarball
+) -> None:
     root = tmp_path / "tree"
     [old] = _publish(root, hello_tar.path, ["app:stable"])
     other = images.write_docker_save(
-        tmp_path / "v2.tar", [images.hello_image(text=b"version two\n")])
+        tmp_path / "v2.tar", [images.hello_image(text=b"version two\n")]
+    )
     [new] = _publish(root, other.path, ["app:stable"])
     assert old.digest != new.digest
     record = catalog.read_repository(DirectoryStore(str(root)), "app")
@@ -111,11 +131,14 @@ def test_moving_a_tag_replaces_it_and_keeps_the_old_digest(
     assert record.tags["stable"].digest == str(new.digest)
     assert str(old.digest) in record.manifests
     assert json.loads((root / paths.tags_list("app")).read_bytes()) == {
-        "name": "app", "tags": ["stable"]}
+        "name": "app",
+        "tags": ["stable"],
+    }
 
 
-def test_republish_reuses_compressed_layers(tmp_path: Path,
-                                            hello_tar: images.SavedTarball) -> None:
+def test_republish_reuses_compressed_layers(
+    tmp_path: Path, hello_tar: images.SavedTarball
+) -> None:
     root = tmp_path / "tree"
     _publish(root, hello_tar.path)
     layer_maps = sorted((root / ".staticreg/layers").iterdir())
@@ -128,13 +151,17 @@ def test_republish_reuses_compressed_layers(tmp_path: Path,
 
 def test_one_tag_for_several_images_is_refused(tmp_path: Path) -> None:
     saved = images.write_docker_save(
-        tmp_path / "two.tar", [images.hello_image(("a:1",)), images.busybox_image()])
+        tmp_path / "two.tar", [images.hello_image(("a:1",)), images.busybox_image()]
+    )
     with pytest.raises(Conflict, match="two inputs for platform linux/amd64 under one"):
-        targets.resolve(sources.read(str(saved.path)).nodes, targets.parse_tags(["x:1"]))
+        targets.resolve(
+            sources.read(str(saved.path)).nodes, targets.parse_tags(["x:1"])
+        )
 
 
-def test_refuses_a_folder_that_is_not_a_tree(tmp_path: Path,
-                                             hello_tar: images.SavedTarball) -> None:
+def test_refuses_a_folder_that_is_not_a_tree(
+    tmp_path: Path, hello_tar: images.SavedTarball
+) -> None:
     root = tmp_path / "home"
     root.mkdir()
     (root / "notes.txt").write_text("mine")

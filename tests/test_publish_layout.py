@@ -6,8 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from harness import images
-from harness.layouts import SBOM_TYPE, SIGNATURE_TYPE, Layout, platform_image
 
 from staticreg import catalog, mediatypes, paths, publish, sources, targets
 from staticreg import digest as digestmod
@@ -15,15 +13,24 @@ from staticreg.errors import Conflict, DigestMismatch, SourceError
 from staticreg.pipeline import Plan
 from staticreg.store import DirectoryStore
 
+from harness import images
+from harness.layouts import SBOM_TYPE, SIGNATURE_TYPE, Layout, platform_image
 
-def _publish(root: Path, inputs: list[str], tags: list[str] | None = None,
-             plan: Plan | None = None, ref: str | None = None,
-             platforms: tuple[str, ...] = ()) -> list[publish.Published]:
+
+def _publish(
+    root: Path,
+    inputs: list[str],
+    tags: list[str] | None = None,
+    plan: Plan | None = None,
+    ref: str | None = None,
+    platforms: tuple[str, ...] = (),
+) -> list[publish.Published]:
     store = DirectoryStore(str(root))
     try:
         read = [sources.read(i, ref, platforms) for i in inputs]
-        pairs = targets.resolve([n for r in read for n in r.nodes],
-                                targets.parse_tags(tags or []))
+        pairs = targets.resolve(
+            [n for r in read for n in r.nodes], targets.parse_tags(tags or [])
+        )
         extra = [(node, None) for r in read for node in r.referrers]
         return publish.publish(store, pairs, plan or Plan(), extra_referrers=extra)
     finally:
@@ -37,8 +44,11 @@ def _record(root: Path, name: str) -> catalog.RepositoryRecord:
 
 
 def _served(root: Path, name: str, ref: str) -> bytes:
-    keys = (paths.tag_candidates(name, ref) if ":" not in ref else
-            paths.manifest_candidates(name, digestmod.parse(ref)))
+    keys = (
+        paths.tag_candidates(name, ref)
+        if ":" not in ref
+        else paths.manifest_candidates(name, digestmod.parse(ref))
+    )
     [key] = [k for k in keys if (root / k).exists()]
     return (root / key).read_bytes()
 
@@ -54,12 +64,17 @@ def single(tmp_path: Path) -> tuple[Layout, dict]:  # type: ignore[type-arg]
 @pytest.mark.parametrize("as_tar", [False, True])
 def test_single_image_keeps_its_digest(tmp_path: Path, single, as_tar: bool) -> None:  # type: ignore[no-untyped-def]
     layout, manifest = single
-    path = (layout.write_tar(tmp_path / "l.tar") if as_tar
-            else layout.write_dir(tmp_path / "l"))
+    path = (
+        layout.write_tar(tmp_path / "l.tar")
+        if as_tar
+        else layout.write_dir(tmp_path / "l")
+    )
     [result] = _publish(tmp_path / "tree", [str(path)])
     assert str(result) == f"team/app:1.0@{manifest['digest']}"
-    assert _served(tmp_path / "tree", "team/app", "1.0") == layout.blobs[
-        manifest["digest"]]
+    assert (
+        _served(tmp_path / "tree", "team/app", "1.0")
+        == layout.blobs[manifest["digest"]]
+    )
 
 
 def test_two_platform_index_is_published_byte_for_byte(tmp_path: Path) -> None:
@@ -73,12 +88,16 @@ def test_two_platform_index_is_published_byte_for_byte(tmp_path: Path) -> None:
     assert str(result.digest) == index["digest"]
     assert _served(root, "multi/app", "2") == layout.blobs[index["digest"]]
     for child in (amd, arm):
-        assert _served(root, "multi/app", child["digest"]) == layout.blobs[
-            child["digest"]]
-        for desc in [json.loads(layout.blobs[child["digest"]])["config"],
-                     *json.loads(layout.blobs[child["digest"]])["layers"]]:
-            assert (root / paths.blob_link(
-                "multi/app", digestmod.parse(desc["digest"]))).exists()
+        assert (
+            _served(root, "multi/app", child["digest"]) == layout.blobs[child["digest"]]
+        )
+        for desc in [
+            json.loads(layout.blobs[child["digest"]])["config"],
+            *json.loads(layout.blobs[child["digest"]])["layers"],
+        ]:
+            assert (
+                root / paths.blob_link("multi/app", digestmod.parse(desc["digest"]))
+            ).exists()
     record = _record(root, "multi/app")
     assert record.platforms(index["digest"]) == ["linux/amd64", "linux/arm64"]
 
@@ -97,7 +116,8 @@ def test_docker_manifest_list_is_kept(tmp_path: Path) -> None:
 
 
 def test_uncompressed_layout_layers_are_gzipped_and_manifest_rebuilt(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     layout = Layout()
     manifest = layout.image(images.hello_image(()), compression="none")
     layout.add(manifest, "raw/app:1")
@@ -105,27 +125,29 @@ def test_uncompressed_layout_layers_are_gzipped_and_manifest_rebuilt(
     assert str(result.digest) != manifest["digest"]
     doc = json.loads(_served(tmp_path / "tree", "raw/app", "1"))
     assert {d["mediaType"] for d in doc["layers"]} == {
-        "application/vnd.oci.image.layer.v1.tar+gzip"}
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    }
     kept = _publish(tmp_path / "tree2", [str(tmp_path / "l")], plan=Plan("none"))
     assert str(kept[0].digest) == manifest["digest"]
 
 
 def test_two_single_platform_inputs_become_an_index(tmp_path: Path) -> None:
-    amd = images.write_docker_save(tmp_path / "amd.tar",
-                                   [platform_image("amd64", b"a\n")])
-    arm = images.write_docker_save(tmp_path / "arm.tar",
-                                   [platform_image("arm64", b"b\n")])
-    [result] = _publish(tmp_path / "tree", [str(amd.path), str(arm.path)],
-                        ["app:1.0"])
+    amd = images.write_docker_save(
+        tmp_path / "amd.tar", [platform_image("amd64", b"a\n")]
+    )
+    arm = images.write_docker_save(
+        tmp_path / "arm.tar", [platform_image("arm64", b"b\n")]
+    )
+    [result] = _publish(tmp_path / "tree", [str(amd.path), str(arm.path)], ["app:1.0"])
     doc = json.loads(_served(tmp_path / "tree", "app", "1.0"))
     assert doc["mediaType"] == "application/vnd.oci.image.index.v1+json"
     assert [m["platform"] for m in doc["manifests"]] == [
         {"architecture": "amd64", "os": "linux"},
-        {"architecture": "arm64", "os": "linux"}]
+        {"architecture": "arm64", "os": "linux"},
+    ]
 
 
-def test_two_inputs_for_one_platform_are_refused(tmp_path: Path,
-                                                 snapshot) -> None:  # type: ignore[no-untyped-def]
+def test_two_inputs_for_one_platform_are_refused(tmp_path: Path, snapshot) -> None:  # type: ignore[no-untyped-def]
     one = images.write_docker_save(tmp_path / "1.tar", [platform_image("amd64", b"1")])
     two = images.write_docker_save(tmp_path / "2.tar", [platform_image("amd64", b"2")])
     with pytest.raises(Conflict, match="two inputs for platform linux/amd64"):
@@ -136,8 +158,9 @@ def test_two_inputs_for_one_platform_are_refused(tmp_path: Path,
 def test_referrers_and_fallback_tag(tmp_path: Path) -> None:
     layout = Layout()
     manifest = layout.image(images.hello_image(()), compression="none")
-    signature = layout.artifact(manifest, SIGNATURE_TYPE, b'{"sig": 1}',
-                                "application/json")
+    signature = layout.artifact(
+        manifest, SIGNATURE_TYPE, b'{"sig": 1}', "application/json"
+    )
     sbom = layout.artifact(manifest, SBOM_TYPE, b'{"spdx": 2}', "application/json")
     layout.add(manifest, "signed/app:1")
     layout.add(signature)
@@ -151,19 +174,26 @@ def test_referrers_and_fallback_tag(tmp_path: Path) -> None:
     answer = json.loads((root / paths.referrers("signed/app", subject)).read_bytes())
     assert answer["mediaType"] == "application/vnd.oci.image.index.v1+json"
     assert sorted(d["digest"] for d in answer["manifests"]) == sorted(
-        [signature["digest"], sbom["digest"]])
-    assert {d["artifactType"] for d in answer["manifests"]} == {SIGNATURE_TYPE,
-                                                                SBOM_TYPE}
+        [signature["digest"], sbom["digest"]]
+    )
+    assert {d["artifactType"] for d in answer["manifests"]} == {
+        SIGNATURE_TYPE,
+        SBOM_TYPE,
+    }
     fallback = f"sha256-{subject.hex}"
     assert _record(root, "signed/app").tags[fallback]
     assert json.loads(_served(root, "signed/app", fallback)) == answer
-    by_type = root / paths.referrers_by_type("signed/app", subject,
-                                             "application%2Fspdx%2Bjson")
+    by_type = root / paths.referrers_by_type(
+        "signed/app", subject, "application%2Fspdx%2Bjson"
+    )
     assert [d["digest"] for d in json.loads(by_type.read_bytes())["manifests"]] == [
-        sbom["digest"]]
+        sbom["digest"]
+    ]
     for artifact in (signature, sbom):
-        assert _served(root, "signed/app", artifact["digest"]) == layout.blobs[
-            artifact["digest"]]
+        assert (
+            _served(root, "signed/app", artifact["digest"])
+            == layout.blobs[artifact["digest"]]
+        )
 
 
 def test_index_with_missing_platform_blobs_names_them(tmp_path: Path) -> None:
@@ -175,8 +205,9 @@ def test_index_with_missing_platform_blobs_names_them(tmp_path: Path) -> None:
     with pytest.raises(SourceError) as info:
         _publish(tmp_path / "tree", [str(path)])
     assert "for platforms linux/arm64" in str(info.value)
-    assert info.value.hint == ("publish only the complete platforms with "
-                               "--platform linux/amd64")
+    assert info.value.hint == (
+        "publish only the complete platforms with --platform linux/amd64"
+    )
     [result] = _publish(tmp_path / "tree", [str(path)], platforms=("linux/amd64",))
     doc = json.loads(_served(tmp_path / "tree", "partial/app", "1"))
     assert [m["digest"] for m in doc["manifests"]] == [amd["digest"]]
@@ -195,8 +226,10 @@ def test_layout_bad_inputs(tmp_path: Path, single) -> None:  # type: ignore[no-u
     with pytest.raises(SourceError, match="has digest sha256:.* expected"):
         _publish(tmp_path / "tree", [str(path)])
 
-    missing = layout.write_dir(tmp_path / "m", drop={
-        json.loads(layout.blobs[manifest["digest"]])["layers"][1]["digest"]})
+    missing = layout.write_dir(
+        tmp_path / "m",
+        drop={json.loads(layout.blobs[manifest["digest"]])["layers"][1]["digest"]},
+    )
     with pytest.raises(SourceError, match="lacks layer blob"):
         _publish(tmp_path / "tree", [str(missing)])
     assert not (tmp_path / "tree").exists()
@@ -213,4 +246,3 @@ def test_layer_blob_digest_mismatch(tmp_path: Path, single) -> None:  # type: ig
     with pytest.raises((DigestMismatch, SourceError)):
         _publish(tmp_path / "tree", [str(path)])
     assert not (tmp_path / "tree").exists()
-

@@ -12,13 +12,22 @@ from pathlib import Path
 
 import pytest
 
-from harness import images
 from staticreg import digest, paths
+
+from harness import images
 
 
 def _publish_cmd(root: Path, tar: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "staticreg", "publish", "--root", str(root),
-            str(tar), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "staticreg",
+        "publish",
+        "--root",
+        str(root),
+        str(tar),
+        *extra,
+    ]
 
 
 def check_tree(root: Path) -> int:
@@ -45,20 +54,25 @@ def big_tar(tmp_path: Path) -> Path:
     """An image with a 48 MB layer, so a publish lasts long enough to interrupt."""
     noise = os.urandom(48 << 20)
     layer = images.build_layer({"/noise.bin": noise})
-    spec = images.ImageSpec(layers=(images.build_rootfs_layer(), layer),
-                            repo_tags=("big/app:1",))
+    spec = images.ImageSpec(
+        layers=(images.build_rootfs_layer(), layer), repo_tags=("big/app:1",)
+    )
     return images.write_docker_save(tmp_path / "big.tar", [spec]).path
 
 
-def test_kill_at_any_point_leaves_no_broken_pointer(tmp_path: Path, big_tar: Path,
-                                                    hello_tar: images.SavedTarball,
-                                                    ) -> None:
+def test_kill_at_any_point_leaves_no_broken_pointer(
+    tmp_path: Path,
+    big_tar: Path,
+    hello_tar: images.SavedTarball,
+) -> None:
     root = tmp_path / "tree"
-    subprocess.run(_publish_cmd(root, hello_tar.path), check=True,
-                   capture_output=True)
+    subprocess.run(_publish_cmd(root, hello_tar.path), check=True, capture_output=True)
     for delay in (0.05, 0.2, 0.4, 0.6, 0.9, 1.3):
-        proc = subprocess.Popen(_publish_cmd(root, big_tar, "--compression", "zstd"),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            _publish_cmd(root, big_tar, "--compression", "zstd"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
@@ -73,9 +87,14 @@ def test_kill_at_any_point_leaves_no_broken_pointer(tmp_path: Path, big_tar: Pat
 
 def test_ctrl_c_leaves_no_temporary_file(tmp_path: Path, big_tar: Path) -> None:
     root = tmp_path / "tree"
-    proc = subprocess.Popen(_publish_cmd(root, big_tar, "--compression", "zstd",
-                                         "--compression-level", "9"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _publish_cmd(
+            root, big_tar, "--compression", "zstd", "--compression-level", "9"
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 30
     while not list(root.glob(".staticreg/tmp/*/blob-*")):
         assert proc.poll() is None and time.monotonic() < deadline
@@ -88,12 +107,19 @@ def test_ctrl_c_leaves_no_temporary_file(tmp_path: Path, big_tar: Path) -> None:
     assert not root.exists() or not list(root.rglob("blob-*"))
 
 
-def test_concurrent_publishes_both_succeed(tmp_path: Path, big_tar: Path,
-                                           hello_tar: images.SavedTarball) -> None:
+def test_concurrent_publishes_both_succeed(
+    tmp_path: Path, big_tar: Path, hello_tar: images.SavedTarball
+) -> None:
     root = tmp_path / "tree"
-    procs = [subprocess.Popen(_publish_cmd(root, tar), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-             for tar in (big_tar, hello_tar.path)]
+    procs = [
+        subprocess.Popen(
+            _publish_cmd(root, tar),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for tar in (big_tar, hello_tar.path)
+    ]
     for proc in procs:
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err

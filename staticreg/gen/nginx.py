@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import string
 
 import jinja2
 
@@ -11,6 +12,9 @@ from staticreg import __version__, api, paths, reference, resources
 
 _TAG_RE = reference.TAG_RE.pattern.strip("^$")
 _NAME_RE = reference.NAME_RE.pattern.strip("^$")
+# How many '%2F' and how many of each upper-case letter nginx rewrites in a search
+# term: names rarely nest deeper, and terms are typed in lower case.
+SEARCH_FOLD_PASSES = 4
 
 
 def _environment() -> jinja2.Environment:
@@ -54,8 +58,23 @@ def render_server(root: str, listen: str, server_name: str = "_") -> str:
             headers=_headers,
             short=api.SHORT,
             immutable=api.IMMUTABLE,
+            search=_search_settings(),
+            site_headers=api.SITE_HEADERS,
         )
     )
+
+
+def _search_settings() -> dict[str, object]:
+    """What the /v1/search location needs: its term pattern and fixed answers."""
+    return {
+        "passes": SEARCH_FOLD_PASSES,
+        "letters": [(c, c.lower()) for c in string.ascii_uppercase],
+        "term_re": api.SEARCH_TERM_RE.pattern,
+        "max": api.MAX_SEARCH_TERM,
+        "invalid": api.search_body("", [], 0).decode(),
+        # nginx fills in $term, which the pattern above has proved safe in JSON.
+        "none": api.search_body("$term", [], 0).decode(),
+    }
 
 
 def render_full(root: str, listen: str, conf_path: str, server_name: str = "_") -> str:

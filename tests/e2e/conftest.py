@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 from harness import NginxFactory, daemons, images
 
 HELLO = images.HELLO_TEXT.decode().strip()
@@ -23,9 +24,19 @@ class Tree:
 
     def publish(self, tar: Path, *args: str) -> list[str]:
         result = subprocess.run(
-            [sys.executable, "-m", "staticreg", "publish", "--root", str(self.root),
-             str(tar), *args],
-            capture_output=True, text=True, timeout=300,
+            [
+                sys.executable,
+                "-m",
+                "staticreg",
+                "publish",
+                "--root",
+                str(self.root),
+                str(tar),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert result.returncode == 0, result.stderr
         lines = result.stdout.splitlines()
@@ -51,15 +62,27 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Tree:
 
 
 @pytest.fixture(scope="session")
-def nginx_session(tmp_path_factory: pytest.TempPathFactory,
-                  tree: Tree) -> Iterator[daemons.Nginx]:
+def nginx_session(
+    tmp_path_factory: pytest.TempPathFactory, tree: Tree
+) -> Iterator[daemons.Nginx]:
     prefix = tmp_path_factory.mktemp("nginx")
     conf = prefix / "nginx.conf"
     port = daemons.free_port()
     subprocess.run(
-        [sys.executable, "-m", "staticreg", "nginx", "--root", str(tree.root),
-         "--listen", f"127.0.0.1:{port}", "-o", str(conf)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "staticreg",
+            "nginx",
+            "--root",
+            str(tree.root),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "-o",
+            str(conf),
+        ],
+        check=True,
+        capture_output=True,
     )
     factory = NginxFactory()
     try:
@@ -87,8 +110,18 @@ class Serve(daemons.Daemon):
         return f"http://{self.host}"
 
     def start(self) -> None:
-        self.spawn([sys.executable, "-m", "staticreg", "serve", "--root",
-                    str(self.root), "--listen", self.host])
+        self.spawn(
+            [
+                sys.executable,
+                "-m",
+                "staticreg",
+                "serve",
+                "--root",
+                str(self.root),
+                "--listen",
+                self.host,
+            ]
+        )
         self.wait_ready(lambda: daemons.port_open(self.port), "listening")
 
 

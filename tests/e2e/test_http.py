@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 
 import pytest
-from harness import daemons
 
 from staticreg import catalog, paths
 from staticreg.store import DirectoryStore
 
 from .conftest import Serve, Tree
+from harness import daemons
 
 pytestmark = pytest.mark.e2e
 
@@ -58,13 +59,37 @@ def _cases(tree: Tree) -> list[tuple[str, str, dict[str, str], int, str | None]]
         ("POST", "/v2/e2e/gzip/blobs/uploads/", {}, 405, "UNSUPPORTED"),
         ("PUT", "/v2/e2e/gzip/manifests/1", {}, 405, "UNSUPPORTED"),
         ("DELETE", f"/v2/e2e/gzip/manifests/{manifest}", {}, 405, "UNSUPPORTED"),
-        ("GET", "/", {}, 404, "NOT_FOUND"),
+        ("GET", "/", {}, 200, None),
         ("GET", "/staticreg.json", {}, 404, "NOT_FOUND"),
         ("GET", "/.staticreg/lock", {}, 404, "NOT_FOUND"),
         ("GET", f"/blobs/sha256/{layer.split(':')[1]}", {}, 404, "NOT_FOUND"),
         ("GET", "/repositories/e2e/gzip/_repository.json", {}, 404, "NOT_FOUND"),
         ("GET", "/v2/../staticreg.json", {}, 404, "NOT_FOUND"),
         ("GET", "/v2/E2E/gzip/tags/list", {}, 404, "NOT_FOUND"),
+        ("GET", "/v2/nothing", {}, 404, "NOT_FOUND"),
+        ("GET", "/index.html", {}, 200, None),
+        ("GET", "/r/e2e/gzip/", {}, 200, None),
+        ("GET", "/r/e2e/gzip/index.html", {}, 200, None),
+        ("GET", "/r/e2e/gzip", {}, 200, None),  # after a redirect to /r/e2e/gzip/
+        ("HEAD", "/r/e2e/busybox/index.html", {}, 200, None),
+        ("GET", "/r/e2e/nothing/index.html", {}, 404, "NOT_FOUND"),
+        ("GET", "/r/", {}, 404, "NOT_FOUND"),
+        ("GET", "/assets/site.css", {}, 200, None),
+        ("GET", "/assets/site.js", {}, 200, None),
+        ("GET", "/index.json", {}, 200, None),
+        ("GET", "/search.json", {}, 200, None),
+        ("GET", "/site/index.html", {}, 404, "NOT_FOUND"),
+        ("GET", "/r/../staticreg.json", {}, 404, "NOT_FOUND"),
+        ("POST", "/index.html", {}, 405, "UNSUPPORTED"),
+        ("GET", "/v1/_ping", {}, 200, None),
+        ("GET", "/v1/search?q=busy&n=25", {}, 200, None),
+        ("GET", "/v1/search?q=nothing-matches", {}, 200, None),
+        ("GET", "/v1/search?q=..%2F..%2Fstaticreg", {}, 200, None),
+        ("GET", "/v1/search?q=%00", {}, 200, None),
+        ("GET", "/v1/search", {}, 200, None),
+        ("GET", "/v1/nothing", {}, 404, "NOT_FOUND"),
+        ("GET", "/v1/search/busy.json", {}, 404, "NOT_FOUND"),
+        ("GET", "/_staticreg/search/busy.json", {}, 404, "NOT_FOUND"),
     ]
 
 
@@ -135,3 +160,62 @@ def test_serve_pages_tags(tree: Tree, serve: Serve) -> None:
     doc = json.loads(body)
     assert status == 200 and len(doc["repositories"]) == 2
     assert headers["Link"].startswith("</v2/_catalog?n=2&last=")
+
+
+SITE_AND_SEARCH = [
+    "/",
+    "/r/e2e/gzip/index.html",
+    "/assets/site.css",
+    "/assets/site.js",
+    "/assets/favicon.svg",
+    "/search.json",
+    "/v1/_ping",
+    "/v1/search?q=busy",
+    "/v1/search?q=E2E%2FBu",
+    "/v1/search?q=e2e/",
+    "/v1/search?q=nothing-matches",
+    "/v1/search?q=%22%3E",
+]
+
+
+def test_site_and_search_answer_alike(tree: Tree, nginx_session: daemons.Nginx,
+                                      serve: Serve) -> None:
+    for path in SITE_AND_SEARCH:
+        answers = []
+        for base in (nginx_session.url, serve.url):
+            status, headers, body = _request(base, "GET", path, {})
+            assert status == 200, f"{base}{path}: {status}"
+            answers.append((headers["Content-Type"], headers.get("Cache-Control"),
+                            headers.get("X-Content-Type-Options"), body))
+        assert answers[0] == answers[1], path
+    assert answers[0][0] == "application/json"
+    assert json.loads(answers[0][3])["query"] == ""  # a term no name can start
+    _, headers, _ = _request(serve.url, "GET", "/", {})
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+
+
+def test_search_answers_docker_shape(tree: Tree, serve: Serve) -> None:
+    _, _, body = _request(serve.url, "GET", "/v1/search?q=e2e%2F&n=2", {})
+    doc = json.loads(body)
+    assert doc["query"] == "e2e/" and doc["num_results"] == 5
+    assert [r["name"] for r in doc["results"]] == ["e2e/auto", "e2e/busybox"]
+    assert doc["page_size"] == 2 and doc["num_pages"] == 3 and doc["page"] == 1
+    assert set(doc["results"][0]) == {
+        "name", "description", "star_count", "is_official", "is_automated"}
+
+
+@pytest.mark.parametrize("server_kind", ["nginx", "serve"])
+def test_folder_without_slash_redirects(server_kind: str, tree: Tree,
+                                        nginx_session: daemons.Nginx,
+                                        serve: Serve) -> None:
+    server = nginx_session if server_kind == "nginx" else serve
+    connection = http.client.HTTPConnection(server.host.split(":")[0],
+                                            int(server.host.split(":")[1]), timeout=5)
+    try:
+        connection.request("GET", "/r/e2e/gzip")
+        answer = connection.getresponse()
+        answer.read()
+    finally:
+        connection.close()
+    assert answer.status == 301
+    assert answer.getheader("Location") == "/r/e2e/gzip/"

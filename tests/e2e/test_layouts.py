@@ -7,10 +7,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from harness import daemons, images
-from harness.layouts import SBOM_TYPE, SIGNATURE_TYPE, Layout, platform_image
 
 from .conftest import Serve, Tree
+from harness import daemons, images
+from harness.layouts import SBOM_TYPE, SIGNATURE_TYPE, Layout, platform_image
 
 pytestmark = pytest.mark.e2e
 
@@ -29,8 +29,9 @@ def layouts(tree: Tree, tmp_path_factory: pytest.TempPathFactory) -> dict[str, d
 
     signed = Layout()
     image = signed.image(images.hello_image(()))
-    signature = signed.artifact(image, SIGNATURE_TYPE, b'{"sig": 1}',
-                                "application/json")
+    signature = signed.artifact(
+        image, SIGNATURE_TYPE, b'{"sig": 1}', "application/json"
+    )
     sbom = signed.artifact(image, SBOM_TYPE, b'{"spdx": 2}', "application/json")
     signed.add(image, "lay/signed:1")
     signed.add(signature)
@@ -43,8 +44,15 @@ def layouts(tree: Tree, tmp_path_factory: pytest.TempPathFactory) -> dict[str, d
     d_index = listed.index([d_amd, d_arm], docker=True)
     listed.add(d_index, "lay/dlist:1")
     tree.publish(listed.write_dir(work / "dlist"))
-    return {"index": index, "amd": amd, "arm": arm, "image": image,
-            "signature": signature, "sbom": sbom, "dlist": d_index}
+    return {
+        "index": index,
+        "amd": amd,
+        "arm": arm,
+        "image": image,
+        "signature": signature,
+        "sbom": sbom,
+        "dlist": d_index,
+    }
 
 
 def test_published_digests_are_the_layout_digests(tree: Tree, layouts) -> None:  # type: ignore[no-untyped-def]
@@ -53,8 +61,11 @@ def test_published_digests_are_the_layout_digests(tree: Tree, layouts) -> None: 
     assert tree.digests["lay/dlist:1"] == layouts["dlist"]["digest"]
 
 
-def test_containerd_picks_the_platform(layouts, nginx_session: daemons.Nginx,  # type: ignore[no-untyped-def]
-                                       containerd: daemons.Containerd) -> None:
+def test_containerd_picks_the_platform(
+    layouts,
+    nginx_session: daemons.Nginx,  # type: ignore[no-untyped-def]
+    containerd: daemons.Containerd,
+) -> None:
     ref = f"{nginx_session.host}/lay/multi:1"
     containerd.new_namespace()
     containerd.pull(ref)
@@ -71,8 +82,9 @@ def test_containerd_picks_the_platform(layouts, nginx_session: daemons.Nginx,  #
 
 
 @pytest.mark.parametrize("name", ["lay/multi:1", "lay/dlist:1"])
-def test_docker_picks_the_platform(name: str, nginx_session: daemons.Nginx,
-                                   dockerd: daemons.Dockerd) -> None:
+def test_docker_picks_the_platform(
+    name: str, nginx_session: daemons.Nginx, dockerd: daemons.Dockerd
+) -> None:
     dockerd.reset()
     ref = f"{nginx_session.host}/{name}"
     dockerd.docker("pull", "--platform", "linux/arm64", ref)
@@ -83,9 +95,12 @@ def test_docker_picks_the_platform(name: str, nginx_session: daemons.Nginx,
     assert dockerd.run(ref).strip().endswith("amd64")
 
 
-def test_skopeo_copy_all_keeps_the_index_digest(layouts, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                                nginx_session: daemons.Nginx,
-                                                skopeo: daemons.Skopeo) -> None:
+def test_skopeo_copy_all_keeps_the_index_digest(
+    layouts,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+    nginx_session: daemons.Nginx,
+    skopeo: daemons.Skopeo,
+) -> None:
     ref = f"docker://{nginx_session.host}/lay/multi:1"
     skopeo.copy(ref, f"oci:{tmp_path / 'out'}:all", "--all", "--preserve-digests")
     index = json.loads((tmp_path / "out/index.json").read_text())
@@ -95,13 +110,18 @@ def test_skopeo_copy_all_keeps_the_index_digest(layouts, tmp_path: Path,  # type
 
 def _referrers(base: str, digest: str, query: str = "") -> tuple[int, dict, dict]:  # type: ignore[type-arg]
     status, headers, body = daemons.http_get(
-        f"{base}/v2/lay/signed/referrers/{digest}{query}")
+        f"{base}/v2/lay/signed/referrers/{digest}{query}"
+    )
     return status, headers, json.loads(body) if status == 200 else {}
 
 
 @pytest.mark.parametrize("server_kind", ["nginx", "serve"])
-def test_referrers_api(server_kind: str, layouts, nginx_session: daemons.Nginx,  # type: ignore[no-untyped-def]
-                       serve: Serve) -> None:
+def test_referrers_api(
+    server_kind: str,
+    layouts,
+    nginx_session: daemons.Nginx,  # type: ignore[no-untyped-def]
+    serve: Serve,
+) -> None:
     base = nginx_session.url if server_kind == "nginx" else serve.url
     subject = layouts["image"]["digest"]
     status, headers, doc = _referrers(base, subject)
@@ -116,8 +136,9 @@ def test_referrers_api(server_kind: str, layouts, nginx_session: daemons.Nginx, 
         assert entry["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
     assert "OCI-Filters-Applied" not in headers
 
-    status, headers, doc = _referrers(base, subject,
-                                      f"?artifactType={quote(SBOM_TYPE, safe='')}")
+    status, headers, doc = _referrers(
+        base, subject, f"?artifactType={quote(SBOM_TYPE, safe='')}"
+    )
     assert headers["OCI-Filters-Applied"] == "artifactType"
     assert [d["digest"] for d in doc["manifests"]] == [layouts["sbom"]["digest"]]
 
@@ -128,8 +149,11 @@ def test_referrers_api(server_kind: str, layouts, nginx_session: daemons.Nginx, 
     assert _referrers(base, "sha256:nothex")[0] == 400
 
 
-def test_fallback_tag_is_listed_and_pullable(layouts, nginx_session: daemons.Nginx,  # type: ignore[no-untyped-def]
-                                             skopeo: daemons.Skopeo) -> None:
+def test_fallback_tag_is_listed_and_pullable(
+    layouts,
+    nginx_session: daemons.Nginx,  # type: ignore[no-untyped-def]
+    skopeo: daemons.Skopeo,
+) -> None:
     subject = layouts["image"]["digest"]
     tag = subject.replace(":", "-")
     repo = f"docker://{nginx_session.host}/lay/signed"
@@ -137,30 +161,54 @@ def test_fallback_tag_is_listed_and_pullable(layouts, nginx_session: daemons.Ngi
     raw = json.loads(skopeo.inspect(f"{repo}:{tag}", raw=True))
     assert raw["mediaType"] == INDEX
     assert {d["digest"] for d in raw["manifests"]} == {
-        layouts["signature"]["digest"], layouts["sbom"]["digest"]}
-    signature = json.loads(skopeo.inspect(
-        f"{repo}@{layouts['signature']['digest']}", raw=True))
+        layouts["signature"]["digest"],
+        layouts["sbom"]["digest"],
+    }
+    signature = json.loads(
+        skopeo.inspect(f"{repo}@{layouts['signature']['digest']}", raw=True)
+    )
     assert signature["subject"]["digest"] == subject
 
 
-def test_attach_publishes_a_referrer(tree: Tree, layouts, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                     nginx_session: daemons.Nginx) -> None:
+def test_attach_publishes_a_referrer(
+    tree: Tree,
+    layouts,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+    nginx_session: daemons.Nginx,
+) -> None:
     import subprocess
     import sys
 
     report = tmp_path / "scan.json"
     report.write_text('{"vulnerabilities": []}')
     result = subprocess.run(
-        [sys.executable, "-m", "staticreg", "attach", "--root", str(tree.root),
-         "--subject", "lay/signed:1", "--artifact-type",
-         "application/vnd.example.scan+json", "--media-type", "application/json",
-         str(report)], capture_output=True, text=True, check=True)
+        [
+            sys.executable,
+            "-m",
+            "staticreg",
+            "attach",
+            "--root",
+            str(tree.root),
+            "--subject",
+            "lay/signed:1",
+            "--artifact-type",
+            "application/vnd.example.scan+json",
+            "--media-type",
+            "application/json",
+            str(report),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     added = result.stdout.strip().split("@")[1]
     _, _, doc = _referrers(nginx_session.url, layouts["image"]["digest"])
     assert added in {d["digest"] for d in doc["manifests"]}
     status, _, blob = daemons.http_get(
-        f"{nginx_session.url}/v2/lay/signed/manifests/{added}")
+        f"{nginx_session.url}/v2/lay/signed/manifests/{added}"
+    )
     layer = json.loads(blob)["layers"][0]
     status, _, data = daemons.http_get(
-        f"{nginx_session.url}/v2/lay/signed/blobs/{layer['digest']}")
+        f"{nginx_session.url}/v2/lay/signed/blobs/{layer['digest']}"
+    )
     assert status == 200 and data == report.read_bytes()

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from harness import daemons, images
 
 from .conftest import HELLO, Serve, Tree
+from harness import daemons, images
 
 pytestmark = pytest.mark.e2e
 
@@ -18,7 +18,10 @@ ALL = ["auto", "gzip", "zstd", "none"]
 
 @pytest.mark.parametrize("kind", ALL)
 def test_skopeo_copies_with_the_published_digest(
-    kind: str, tree: Tree, nginx_session: daemons.Nginx, skopeo: daemons.Skopeo,
+    kind: str,
+    tree: Tree,
+    nginx_session: daemons.Nginx,
+    skopeo: daemons.Skopeo,
     tmp_path: Path,
 ) -> None:
     ref = f"docker://{nginx_session.host}/e2e/{kind}:1"
@@ -30,9 +33,9 @@ def test_skopeo_copies_with_the_published_digest(
 
 
 @pytest.mark.parametrize("kind", ALL)
-def test_containerd_pulls_and_runs(kind: str, tree: Tree,
-                                   nginx_session: daemons.Nginx,
-                                   containerd: daemons.Containerd) -> None:
+def test_containerd_pulls_and_runs(
+    kind: str, tree: Tree, nginx_session: daemons.Nginx, containerd: daemons.Containerd
+) -> None:
     ref = f"{nginx_session.host}/e2e/{kind}:1"
     containerd.pull(ref)
     try:
@@ -44,8 +47,9 @@ def test_containerd_pulls_and_runs(kind: str, tree: Tree,
 
 
 @pytest.mark.parametrize("kind", PULLABLE_BY_DOCKER)
-def test_docker_pulls_and_runs(kind: str, tree: Tree, nginx_session: daemons.Nginx,
-                               dockerd: daemons.Dockerd) -> None:
+def test_docker_pulls_and_runs(
+    kind: str, tree: Tree, nginx_session: daemons.Nginx, dockerd: daemons.Dockerd
+) -> None:
     dockerd.reset()
     ref = f"{nginx_session.host}/e2e/{kind}:1"
     dockerd.pull(ref)
@@ -54,18 +58,21 @@ def test_docker_pulls_and_runs(kind: str, tree: Tree, nginx_session: daemons.Ngi
 
 
 @pytest.mark.parametrize("kind", ALL)
-def test_podman_pulls(kind: str, tree: Tree, nginx_session: daemons.Nginx,
-                      podman: daemons.Podman) -> None:
+def test_podman_pulls(
+    kind: str, tree: Tree, nginx_session: daemons.Nginx, podman: daemons.Podman
+) -> None:
     podman.reset()
     ref = f"{nginx_session.host}/e2e/{kind}:1"
     podman.pull(ref)
     assert podman.image_digest(ref) == tree.digests[f"e2e/{kind}:1"]
 
 
-def test_missing_tag_is_manifest_unknown(nginx_session: daemons.Nginx,
-                                         dockerd: daemons.Dockerd,
-                                         skopeo: daemons.Skopeo,
-                                         containerd: daemons.Containerd) -> None:
+def test_missing_tag_is_manifest_unknown(
+    nginx_session: daemons.Nginx,
+    dockerd: daemons.Dockerd,
+    skopeo: daemons.Skopeo,
+    containerd: daemons.Containerd,
+) -> None:
     ref = f"{nginx_session.host}/e2e/gzip:nope"
     result = dockerd.pull(ref, check=False)
     assert result.returncode != 0
@@ -76,33 +83,36 @@ def test_missing_tag_is_manifest_unknown(nginx_session: daemons.Nginx,
     assert pulled.returncode != 0 and b"not found" in pulled.stderr
 
 
-def test_push_is_refused_as_read_only(nginx_session: daemons.Nginx,
-                                      skopeo: daemons.Skopeo, tree: Tree) -> None:
+def test_push_is_refused_as_read_only(
+    nginx_session: daemons.Nginx, skopeo: daemons.Skopeo, tree: Tree
+) -> None:
     source = f"docker://{nginx_session.host}/e2e/gzip:1"
-    pushed = skopeo.copy(source, f"docker://{nginx_session.host}/e2e/pushed:1",
-                         check=False)
+    pushed = skopeo.copy(
+        source, f"docker://{nginx_session.host}/e2e/pushed:1", check=False
+    )
     assert pushed.returncode != 0
     assert b"published with staticreg" in pushed.stderr or b"405" in pushed.stderr
 
 
-def test_publish_while_serving_needs_no_reload(tree: Tree,
-                                               nginx_session: daemons.Nginx,
-                                               skopeo: daemons.Skopeo,
-                                               tmp_path: Path) -> None:
+def test_publish_while_serving_needs_no_reload(
+    tree: Tree, nginx_session: daemons.Nginx, skopeo: daemons.Skopeo, tmp_path: Path
+) -> None:
     newer = images.write_docker_save(
-        tmp_path / "new.tar", [images.hello_image(text=b"moved tag\n")])
+        tmp_path / "new.tar", [images.hello_image(text=b"moved tag\n")]
+    )
     [line] = tree.publish(newer.path, "--tag", "e2e/moving:1")
     ref = f"docker://{nginx_session.host}/e2e/moving:1"
     assert skopeo.manifest_digest(ref) == line.split("@")[1]
     again = images.write_docker_save(
-        tmp_path / "again.tar", [images.hello_image(text=b"moved again\n")])
+        tmp_path / "again.tar", [images.hello_image(text=b"moved again\n")]
+    )
     [moved] = tree.publish(again.path, "--tag", "e2e/moving:1")
     assert skopeo.manifest_digest(ref) == moved.split("@")[1]
 
 
-def test_skopeo_and_docker_pull_from_serve(tree: Tree, serve: Serve,
-                                           skopeo: daemons.Skopeo,
-                                           dockerd: daemons.Dockerd) -> None:
+def test_skopeo_and_docker_pull_from_serve(
+    tree: Tree, serve: Serve, skopeo: daemons.Skopeo, dockerd: daemons.Dockerd
+) -> None:
     ref = f"{serve.host}/e2e/gzip:1"
     assert skopeo.manifest_digest(f"docker://{ref}") == tree.digests["e2e/gzip:1"]
     dockerd.reset()
@@ -113,9 +123,9 @@ def test_skopeo_and_docker_pull_from_serve(tree: Tree, serve: Serve,
     assert "manifest unknown" in daemons.text(missing) + missing.stderr.decode()
 
 
-def test_containerd_and_podman_pull_from_serve(tree: Tree, serve: Serve,
-                                               containerd: daemons.Containerd,
-                                               podman: daemons.Podman) -> None:
+def test_containerd_and_podman_pull_from_serve(
+    tree: Tree, serve: Serve, containerd: daemons.Containerd, podman: daemons.Podman
+) -> None:
     ref = f"{serve.host}/e2e/zstd:1"
     containerd.pull(ref)
     try:
@@ -128,18 +138,23 @@ def test_containerd_and_podman_pull_from_serve(tree: Tree, serve: Serve,
     assert podman.image_digest(ref) == tree.digests["e2e/zstd:1"]
 
 
-def test_real_docker_save_tarball_round_trip(tmp_path: Path, tree: Tree,
-                                             nginx_session: daemons.Nginx,
-                                             dockerd: daemons.Dockerd,
-                                             containerd: daemons.Containerd) -> None:
+def test_real_docker_save_tarball_round_trip(
+    tmp_path: Path,
+    tree: Tree,
+    nginx_session: daemons.Nginx,
+    dockerd: daemons.Dockerd,
+    containerd: daemons.Containerd,
+) -> None:
     """docker import, docker save (Docker 20.10), publish, pull, run."""
     rootfs = images.write_rootfs_tar(tmp_path / "rootfs.tar", b"saved by docker\n")
     dockerd.import_rootfs(rootfs, "local/saved:1", ("/bin/cat", "/hello.txt"))
     dockerd.docker("tag", "local/saved:1", "local/saved:also")
     saved = dockerd.save(tmp_path / "saved.tar", "local/saved:1", "local/saved:also")
     lines = tree.publish(saved)
-    assert sorted(line.split("@")[0] for line in lines) == ["local/saved:1",
-                                                            "local/saved:also"]
+    assert sorted(line.split("@")[0] for line in lines) == [
+        "local/saved:1",
+        "local/saved:also",
+    ]
     ref = f"{nginx_session.host}/local/saved:1"
     containerd.pull(ref)
     try:
@@ -148,9 +163,9 @@ def test_real_docker_save_tarball_round_trip(tmp_path: Path, tree: Tree,
         containerd.remove(ref)
 
 
-def test_docker25_tarball_round_trip(tmp_path: Path, tree: Tree,
-                                     nginx_session: daemons.Nginx,
-                                     dockerd: daemons.Dockerd) -> None:
+def test_docker25_tarball_round_trip(
+    tmp_path: Path, tree: Tree, nginx_session: daemons.Nginx, dockerd: daemons.Dockerd
+) -> None:
     spec = images.hello_image(("docker.io/library/d25:v1",), text=b"docker 25\n")
     saved = images.write_docker25_save(tmp_path / "d25.tar", [spec])
     [line] = tree.publish(saved.path)

@@ -14,15 +14,18 @@ from typing import Any
 
 import boto3
 import pytest
-from harness import NginxFactory, daemons, images
 
 from .conftest import HELLO
+from harness import NginxFactory, daemons, images
 
 pytestmark = pytest.mark.e2e
 
 BUCKET = "registry"
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-               "AWS_DEFAULT_REGION": "us-east-1"}
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "test",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 class MotoServer(daemons.Daemon):
@@ -37,13 +40,27 @@ class MotoServer(daemons.Daemon):
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                    str(self.port)])
+        self.spawn(
+            [
+                sys.executable,
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+            ]
+        )
         self.wait_ready(lambda: daemons.port_open(self.port), "listening")
 
     def client(self) -> Any:
-        return boto3.client("s3", endpoint_url=self.url, region_name="us-east-1",
-                            aws_access_key_id="test", aws_secret_access_key="test")
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
 
 
 @pytest.fixture(scope="module")
@@ -52,18 +69,34 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
         client = server.client()
         client.create_bucket(Bucket=BUCKET)
         # Anonymous reads, as a CDN's origin access or a public bucket would give.
-        policy = {"Version": "2012-10-17", "Statement": [{
-            "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
-            "Resource": f"arn:aws:s3:::{BUCKET}/*"}]}
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": "s3:GetObject",
+                    "Resource": f"arn:aws:s3:::{BUCKET}/*",
+                }
+            ],
+        }
         client.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(policy))
         yield server
 
 
-def staticreg(moto: MotoServer, *args: str, check: bool = True,
-              ) -> subprocess.CompletedProcess[str]:
+def staticreg(
+    moto: MotoServer,
+    *args: str,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **CREDENTIALS, "STATICREG_ENDPOINT_URL": moto.url}
-    result = subprocess.run([sys.executable, "-m", "staticreg", *args], env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "staticreg", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert not check or result.returncode == 0, result.stderr
     return result
 
@@ -93,7 +126,7 @@ http {
         # What the CDN's custom error response does for a missing key.
         location @missing {
             default_type application/json;
-            return 404 '{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}';
+            return 404 '%(missing)s';
         }
     }
 }
@@ -101,23 +134,44 @@ http {
 
 
 @pytest.fixture(scope="module")
-def bucket_tree(moto: MotoServer, tmp_path_factory: pytest.TempPathFactory,
-                ) -> dict[str, str]:
+def bucket_tree(
+    moto: MotoServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, str]:
     work = tmp_path_factory.mktemp("s3tree")
     hello = images.write_docker_save(work / "hello.tar", [images.hello_image()])
-    out = staticreg(moto, "publish", "--root", f"s3://{BUCKET}/mirror",
-                    "--blob-copies", str(hello.path), "--tag", "s3/hello:1")
+    out = staticreg(
+        moto,
+        "publish",
+        "--root",
+        f"s3://{BUCKET}/mirror",
+        "--blob-copies",
+        str(hello.path),
+        "--tag",
+        "s3/hello:1",
+    )
     ref, _, found = out.stdout.strip().partition("@")
     return {ref: found}
 
 
 @pytest.fixture(scope="module")
-def proxy(moto: MotoServer, bucket_tree: dict[str, str],
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[daemons.Nginx]:
+def proxy(
+    moto: MotoServer,
+    bucket_tree: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[daemons.Nginx]:
     prefix = tmp_path_factory.mktemp("proxy")
     conf = prefix / "nginx.conf"
-    conf.write_text(PROXY % {"port": daemons.free_port(), "origin": moto.url,
-                             "bucket": BUCKET, "prefix": "mirror"})
+    conf.write_text(
+        PROXY
+        % {
+            "port": daemons.free_port(),
+            "origin": moto.url,
+            "bucket": BUCKET,
+            "prefix": "mirror",
+            "missing": api.error_body("MANIFEST_UNKNOWN").decode(),
+        }
+    )
     factory = NginxFactory()
     try:
         yield factory(conf, prefix)
@@ -125,8 +179,9 @@ def proxy(moto: MotoServer, bucket_tree: dict[str, str],
         factory.close()
 
 
-def test_objects_and_headers_through_the_proxy(proxy: daemons.Nginx,
-                                               bucket_tree: dict[str, str]) -> None:
+def test_objects_and_headers_through_the_proxy(
+    proxy: daemons.Nginx, bucket_tree: dict[str, str]
+) -> None:
     found = bucket_tree["s3/hello:1"]
     status, headers, _ = daemons.http_get(f"{proxy.url}/v2/")
     assert status == 200
@@ -141,11 +196,13 @@ def test_objects_and_headers_through_the_proxy(proxy: daemons.Nginx,
     assert status == 200 and json.loads(body)["manifests"] == []
 
 
-def test_real_clients_pull_through_the_proxy(proxy: daemons.Nginx,
-                                             bucket_tree: dict[str, str],
-                                             skopeo: daemons.Skopeo,
-                                             containerd: daemons.Containerd,
-                                             dockerd: daemons.Dockerd) -> None:
+def test_real_clients_pull_through_the_proxy(
+    proxy: daemons.Nginx,
+    bucket_tree: dict[str, str],
+    skopeo: daemons.Skopeo,
+    containerd: daemons.Containerd,
+    dockerd: daemons.Dockerd,
+) -> None:
     found = bucket_tree["s3/hello:1"]
     ref = f"{proxy.host}/s3/hello:1"
     assert skopeo.manifest_digest(f"docker://{ref}") == found
@@ -165,9 +222,10 @@ def _visible_tags_are_whole(client: Any, prefix: str) -> int:
     """Every tag a reader can see names a manifest whose blobs all exist."""
     keys = {}
     for page in client.get_paginator("list_objects_v2").paginate(
-            Bucket=BUCKET, Prefix=prefix + "/"):
+        Bucket=BUCKET, Prefix=prefix + "/"
+    ):
         for item in page.get("Contents", []):
-            keys[item["Key"][len(prefix) + 1:]] = item["Size"]
+            keys[item["Key"][len(prefix) + 1 :]] = item["Size"]
     tags = 0
     for key in keys:
         parts = key.split("/manifests/")
@@ -197,11 +255,13 @@ def _wait_for_lock(client: Any, proc: subprocess.Popen[bytes]) -> None:
     pytest.fail("the publish never took the lock")
 
 
-def test_publish_killed_mid_upload_shows_no_broken_tag(moto: MotoServer,
-                                                       tmp_path: Path) -> None:
+def test_publish_killed_mid_upload_shows_no_broken_tag(
+    moto: MotoServer, tmp_path: Path
+) -> None:
     noise = images.build_layer({"/noise": os.urandom(40 << 20)})
-    spec = images.ImageSpec(layers=(images.build_rootfs_layer(), noise),
-                            repo_tags=("kill/app:1",))
+    spec = images.ImageSpec(
+        layers=(images.build_rootfs_layer(), noise), repo_tags=("kill/app:1",)
+    )
     tar = images.write_docker_save(tmp_path / "big.tar", [spec]).path
     small = images.write_docker_save(tmp_path / "s.tar", [images.hello_image()]).path
     root = f"s3://{BUCKET}/killed"
@@ -210,18 +270,30 @@ def test_publish_killed_mid_upload_shows_no_broken_tag(moto: MotoServer,
     env = {**os.environ, **CREDENTIALS, "STATICREG_ENDPOINT_URL": moto.url}
     # Kill while the lock is held, that is while objects go up, at several points.
     for delay in (0.0, 0.05, 0.15, 0.3):
-        proc = subprocess.Popen([sys.executable, "-m", "staticreg", "publish",
-                                 "--root", root, str(tar), "--compression", "none",
-                                 "--tag", f"kill/app:{int(delay * 100)}"],
-                                env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "staticreg",
+                "publish",
+                "--root",
+                root,
+                str(tar),
+                "--compression",
+                "none",
+                "--tag",
+                f"kill/app:{int(delay * 100)}",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         _wait_for_lock(client, proc)
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         assert _visible_tags_are_whole(client, "killed") >= 1
     # The next publish finds the dead writer's lock, removes it, and completes.
-    done = staticreg(moto, "publish", "--root", root, str(tar), "--compression",
-                     "none")
+    done = staticreg(moto, "publish", "--root", root, str(tar), "--compression", "none")
     assert _visible_tags_are_whole(client, "killed") >= 2
     assert "removing the lock of a publish that died" in done.stderr

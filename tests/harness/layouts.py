@@ -49,17 +49,25 @@ class Layout:
         self.blobs[digest] = data
         return {"mediaType": media_type, "digest": digest, "size": len(data), **extra}
 
-    def image(self, spec: images.ImageSpec, compression: str = "gzip",
-              docker: bool = False) -> JSON:
+    def image(
+        self, spec: images.ImageSpec, compression: str = "gzip", docker: bool = False
+    ) -> JSON:
         config = self.blob(spec.config_bytes(), DOCKER_CONFIG if docker else OCI_CONFIG)
         layers = []
         for layer in spec.layers:
-            data = gzip.compress(layer.data, mtime=0) if compression == "gzip" \
+            data = (
+                gzip.compress(layer.data, mtime=0)
+                if compression == "gzip"
                 else layer.data
+            )
             layers.append(self.blob(data, LAYER_TYPES[(docker, compression)]))
         media_type = DOCKER_MANIFEST if docker else OCI_MANIFEST
-        manifest = {"schemaVersion": 2, "mediaType": media_type, "config": config,
-                    "layers": layers}
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": media_type,
+            "config": config,
+            "layers": layers,
+        }
         platform = {"architecture": spec.architecture, "os": spec.os}
         return self.blob(_json(manifest), media_type, platform=platform)
 
@@ -68,17 +76,25 @@ class Layout:
         doc = {"schemaVersion": 2, "mediaType": media_type, "manifests": manifests}
         return self.blob(_json(doc), media_type)
 
-    def artifact(self, subject: JSON, artifact_type: str, payload: bytes,
-                 payload_type: str) -> JSON:
+    def artifact(
+        self, subject: JSON, artifact_type: str, payload: bytes, payload_type: str
+    ) -> JSON:
         empty = self.blob(b"{}", OCI_EMPTY)
-        layer = self.blob(payload, payload_type,
-                          annotations={"org.opencontainers.image.title": "payload"})
+        layer = self.blob(
+            payload,
+            payload_type,
+            annotations={"org.opencontainers.image.title": "payload"},
+        )
         subject_desc = {k: subject[k] for k in ("mediaType", "digest", "size")}
-        doc = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-               "artifactType": artifact_type, "config": empty, "layers": [layer],
-               "subject": subject_desc,
-               "annotations": {"org.opencontainers.image.created":
-                               "2026-01-01T00:00:00Z"}}
+        doc = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": artifact_type,
+            "config": empty,
+            "layers": [layer],
+            "subject": subject_desc,
+            "annotations": {"org.opencontainers.image.created": "2026-01-01T00:00:00Z"},
+        }
         return self.blob(_json(doc), OCI_MANIFEST, artifactType=artifact_type)
 
     def add(self, descriptor: JSON, ref: str | None = None) -> None:
@@ -88,9 +104,12 @@ class Layout:
         self.entries.append(entry)
 
     def files(self, drop: set[str] = frozenset()) -> dict[str, bytes]:  # type: ignore[assignment]
-        out = {"oci-layout": b'{"imageLayoutVersion": "1.0.0"}',
-               "index.json": _json({"schemaVersion": 2, "mediaType": OCI_INDEX,
-                                    "manifests": self.entries})}
+        out = {
+            "oci-layout": b'{"imageLayoutVersion": "1.0.0"}',
+            "index.json": _json(
+                {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": self.entries}
+            ),
+        }
         for digest, data in self.blobs.items():
             if digest not in drop:
                 out["blobs/sha256/" + digest.split(":")[1]] = data

@@ -13,13 +13,17 @@ from staticreg.store import DirectoryStore, MemoryStore, Store
 
 
 @pytest.fixture(params=["memory", "directory", "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path,
-          monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
+def store(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Store]:
     if request.param == "s3":
         yield from _s3_store(monkeypatch)
         return
-    made: Store = MemoryStore() if request.param == "memory" else DirectoryStore(
-        str(tmp_path / "tree"))
+    made: Store = (
+        MemoryStore()
+        if request.param == "memory"
+        else DirectoryStore(str(tmp_path / "tree"))
+    )
     yield made
     made.close()
 

@@ -10,8 +10,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
-from harness import images
-from harness.layouts import SBOM_TYPE, Layout
 from moto import mock_aws
 
 from staticreg import api, paths, publish, sources, targets
@@ -19,13 +17,19 @@ from staticreg.pipeline import Plan
 from staticreg.store import s3 as s3store
 from staticreg.store.s3 import S3Store
 
+from harness import images
+from harness.layouts import SBOM_TYPE, Layout
+
 BUCKET = "registry"
 
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1")
@@ -48,22 +52,24 @@ class Recorder:
         return [key for name, key in self.calls if name in kinds]
 
 
-def _publish(store: S3Store, tar: Path, layout: str | None = None,
-             tags: list[str] | None = None) -> list[publish.Published]:
+def _publish(
+    store: S3Store, tar: Path, layout: str | None = None, tags: list[str] | None = None
+) -> list[publish.Published]:
     found = sources.read(str(tar))
     pairs = targets.resolve(found.nodes, targets.parse_tags(tags or []))
     extra = [(node, None) for node in found.referrers]
-    return publish.publish(store, pairs, Plan(), layout=layout,
-                           extra_referrers=extra)
+    return publish.publish(store, pairs, Plan(), layout=layout, extra_referrers=extra)
 
 
 def test_objects_carry_content_type_cache_control_and_digest(
-        aws: Any, hello_tar: images.SavedTarball) -> None:
+    aws: Any, hello_tar: images.SavedTarball
+) -> None:
     store = S3Store(f"s3://{BUCKET}/reg", client=aws)
     [result] = _publish(store, hello_tar.path)
     layout = paths.LAYOUTS["bucket"]
-    by_digest = aws.head_object(Bucket=BUCKET, Key="reg/" + layout.manifest(
-        "test/img", result.digest, ""))
+    by_digest = aws.head_object(
+        Bucket=BUCKET, Key="reg/" + layout.manifest("test/img", result.digest, "")
+    )
     assert by_digest["ContentType"] == result.media_type
     assert by_digest["CacheControl"] == api.IMMUTABLE
     assert by_digest["Metadata"] == {"docker-content-digest": str(result.digest)}
@@ -85,8 +91,9 @@ def test_objects_carry_content_type_cache_control_and_digest(
     assert all("AllUsers" not in str(grant) for grant in acl["Grants"])
 
 
-def test_blob_copies_layout_uses_url_paths(aws: Any,
-                                           hello_tar: images.SavedTarball) -> None:
+def test_blob_copies_layout_uses_url_paths(
+    aws: Any, hello_tar: images.SavedTarball
+) -> None:
     store = S3Store(f"s3://{BUCKET}/p", client=aws)
     [result] = _publish(store, hello_tar.path, layout="bucket-blob-copies")
     keys = set(store.list(""))
@@ -99,7 +106,9 @@ def test_blob_copies_layout_uses_url_paths(aws: Any,
         assert head is not None and head["ContentLength"] == desc["size"]
         assert head["Metadata"]["docker-content-digest"] == desc["digest"]
     assert json.loads(store.get("v2/test/img/tags/list")) == {
-        "name": "test/img", "tags": ["v1"]}
+        "name": "test/img",
+        "tags": ["v1"],
+    }
     # The layout is recorded: a later publish needs no flag, a conflicting one fails.
     _publish(store, hello_tar.path, tags=["other:1"])
     assert "v2/other/manifests/1" in set(store.list("v2/other/"))
@@ -128,11 +137,13 @@ def test_upload_order_keeps_readers_safe(aws: Any, tmp_path: Path) -> None:
     assert last(lambda k: "/_manifests/" in k) < first(lambda k: "/_tags/" in k)
     assert last(lambda k: "/_tags/" in k) < first(lambda k: k.endswith("_tags.json"))
     assert first(lambda k: k.endswith("_tags.json")) < first(
-        lambda k: k == "v2/_catalog.json")
+        lambda k: k == "v2/_catalog.json"
+    )
 
 
-def test_existing_blobs_are_not_uploaded_again(aws: Any,
-                                               hello_tar: images.SavedTarball) -> None:
+def test_existing_blobs_are_not_uploaded_again(
+    aws: Any, hello_tar: images.SavedTarball
+) -> None:
     store = S3Store(f"s3://{BUCKET}", client=aws)
     _publish(store, hello_tar.path)
     recorder = Recorder(aws)
@@ -142,8 +153,9 @@ def test_existing_blobs_are_not_uploaded_again(aws: Any,
     assert not [name for name, _ in recorder.calls if name == "ListObjectsV2"]
 
 
-def test_large_blob_goes_up_as_multipart(aws: Any, tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_large_blob_goes_up_as_multipart(
+    aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(s3store, "MULTIPART_THRESHOLD", 5 << 20)
     monkeypatch.setattr(s3store, "MULTIPART_CHUNK", 5 << 20)
     import os
@@ -158,8 +170,9 @@ def test_large_blob_goes_up_as_multipart(aws: Any, tmp_path: Path,
     assert names.count("UploadPart") >= 3 and "CompleteMultipartUpload" in names
 
 
-def test_failed_multipart_upload_is_aborted(aws: Any, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_multipart_upload_is_aborted(
+    aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(s3store, "MULTIPART_THRESHOLD", 5 << 20)
     monkeypatch.setattr(s3store, "MULTIPART_CHUNK", 5 << 20)
     import os
@@ -173,8 +186,9 @@ def test_failed_multipart_upload_is_aborted(aws: Any, tmp_path: Path,
     recorder = Recorder(aws)
 
     def refuse(**_: Any) -> AWSResponse:
-        return AWSResponse("https://x", 400, {}, _Raw(b"<Error><Code>InvalidPart"
-                                                      b"</Code></Error>"))
+        return AWSResponse(
+            "https://x", 400, {}, _Raw(b"<Error><Code>InvalidPart</Code></Error>")
+        )
 
     aws.meta.events.register("before-send.s3.UploadPart", refuse)
     with pytest.raises(StoreError, match="cannot upload"):
@@ -196,8 +210,9 @@ class _Raw:
         return self._body
 
 
-def test_throttling_and_5xx_are_retried(aws: Any,
-                                        hello_tar: images.SavedTarball) -> None:
+def test_throttling_and_5xx_are_retried(
+    aws: Any, hello_tar: images.SavedTarball
+) -> None:
     store = S3Store(f"s3://{BUCKET}", client=aws)
     failures = {"left": 3}
 
@@ -205,8 +220,12 @@ def test_throttling_and_5xx_are_retried(aws: Any,
         if failures["left"]:
             failures["left"] -= 1
             code = 503 if failures["left"] % 2 else 500
-            return AWSResponse("https://x", code, {}, _Raw(
-                b"<Error><Code>SlowDown</Code><Message>slow</Message></Error>"))
+            return AWSResponse(
+                "https://x",
+                code,
+                {},
+                _Raw(b"<Error><Code>SlowDown</Code><Message>slow</Message></Error>"),
+            )
         return None
 
     aws.meta.events.register("before-send.s3.PutObject", flaky)
