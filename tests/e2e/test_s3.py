@@ -15,6 +15,8 @@ from typing import Any
 import boto3
 import pytest
 
+from staticreg import api
+
 from .conftest import HELLO
 from harness import NginxFactory, daemons, images
 
