@@ -159,6 +159,8 @@ def publish_command(
         plan.codec_for("none")  # validates the level before any input is read
         refs = targets.parse_tags(tags)
         read = [sources.read(path, ref, platforms) for path in inputs]
+        for found in read if refs else []:
+            found.check_single()
         pairs = targets.resolve([n for found in read for n in found.nodes], refs)
         extra = [(node, None) for found in read for node in found.referrers]
         tree = open_tree(root)

@@ -193,3 +193,22 @@ def test_nginx_server_block_to_stdout(tmp_path: Path) -> None:
 def test_nginx_refuses_values_that_would_break_the_config(tmp_path: Path) -> None:
     code, _, err = run("nginx", "--root", str(tmp_path), "--listen", "80; evil")
     assert code == 1 and "cannot write listen '80; evil'" in err
+
+
+def test_layout_with_several_images_and_one_tag_lists_its_refs(tmp_path: Path) -> None:
+    from harness.layouts import Layout
+
+    layout = Layout()
+    layout.add(layout.image(images.hello_image((), text=b"one\n")), "one")
+    layout.add(layout.image(images.hello_image((), text=b"two\n")), "two")
+    path = layout.write_dir(tmp_path / "layout")
+    code, out, err = run(
+        "publish", "--root", str(tmp_path / "r"), str(path), "--tag", "app:1"
+    )
+    assert code == 1 and out == ""
+    assert "holds 2 images, and --tag names one" in err
+    assert f"its refs: one, two; pick one with {path}:REF or --ref REF" in err
+    code, out, _ = run(
+        "publish", "--root", str(tmp_path / "r"), f"{path}:two", "--tag", "app:1"
+    )
+    assert code == 0 and out.startswith("app:1@sha256:")

@@ -96,6 +96,18 @@ class Input:
 
     nodes: list[Node] = field(default_factory=list)
     referrers: list[Node] = field(default_factory=list)
+    # For a layout from which no ref was picked: every ref name it carries.
+    refs: list[str] = field(default_factory=list)
+    path: str = ""
+
+    def check_single(self) -> None:
+        """Refuse a layout of several images where the user named only one tag."""
+        if len(self.nodes) > 1 and self.refs:
+            raise SourceError(
+                f"{self.path!r} holds {len(self.nodes)} images, and --tag names one",
+                hint=f"its refs: {', '.join(self.refs)}; pick one with "
+                f"{self.path}:REF or --ref REF",
+            )
 
 
 def is_layout(container: Container) -> bool:
@@ -110,7 +122,7 @@ def read(container: Container, ref: str | None, platforms: Sequence[str] = ()) -
     """Read the images of a layout; ``ref`` picks one by its ref name."""
     reader = _Reader(container, platforms)
     entries = reader.entries()
-    found = Input()
+    found = Input(path=container.path)
     chosen = []
     for entry in entries:
         if _has_subject(reader.document(entry)):
@@ -125,6 +137,8 @@ def read(container: Container, ref: str | None, platforms: Sequence[str] = ()) -
             )
         raise SourceError(f"{container.path!r} holds no image, only referrers")
     found.nodes = [reader.node(entry, names=_names(entry)) for entry in chosen]
+    if ref is None:
+        found.refs = sorted({name for entry in chosen for name in _names(entry)})
     return found
 
 

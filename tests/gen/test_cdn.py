@@ -1,0 +1,452 @@
+"""staticreg cdn: the generated CloudFront functions, run under node against
+events shaped as CloudFront documents them, plus the error responses and the CLI.
+https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/functions-event-structure.html
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from staticreg import api
+from staticreg.cli import cli
+from staticreg.errors import StaticregError
+from staticreg.gen import cdn
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("node") is None, reason="node runs the generated functions"
+)
+
+JSON = Any
+HEX = "0123456789abcdef" * 4
+DIGEST = f"sha256:{HEX}"
+LONG_TAG = "v" + "1" * 127
+NAMES = ("app", "team/sub/app", "a.b_c__d-e/x--y", "x/manifests/y", "x/tags")
+TAGS = ("latest", "1.2.3-rc.1", "_under", "V1.0", LONG_TAG)
+TARGETS = [
+    cdn.Target(layout, prefix) for layout in cdn.LAYOUTS for prefix in ("", "reg/v1")
+]
+
+# CloudFront Functions run strict-mode code with no require, process or console:
+# the harness gives the function an empty global object of its own.
+HARNESS = """\
+"use strict";
+const fs = require("fs");
+const vm = require("vm");
+const context = vm.createContext({});
+const source = fs.readFileSync(process.argv[2], "utf8");
+vm.runInContext('"use strict";\\n' + source, context, {filename: process.argv[2]});
+const events = JSON.parse(fs.readFileSync(0, "utf8"));
+process.stdout.write(JSON.stringify(events.map((event) => context.handler(event))));
+"""
+
+Run = Callable[[cdn.Target, str, list[JSON]], list[JSON]]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """Call a generated function's handler on each event; one node per call."""
+    work = tmp_path_factory.mktemp("cdn")
+    harness = work / "harness.js"
+    harness.write_text(HARNESS)
+    rendered: dict[cdn.Target, Path] = {}
+
+    def call(target: cdn.Target, function: str, events: list[JSON]) -> list[JSON]:
+        if target not in rendered:
+            folder = work / f"{target.layout}-{target.prefix.replace('/', '_')}"
+            folder.mkdir()
+            for name, text in cdn.render(target).items():
+                (folder / name).write_text(text)
+            rendered[target] = folder
+        proc = subprocess.run(
+            ["node", str(harness), str(rendered[target] / function)],
+            input=json.dumps(events),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        results: list[JSON] = json.loads(proc.stdout)
+        return results
+
+    return call
+
+
+def request_event(
+    method: str,
+    uri: str,
+    headers: dict[str, str] | None = None,
+    querystring: dict[str, str] | None = None,
+) -> JSON:
+    all_headers = {"host": "registry.example.com", **(headers or {})}
+    return {
+        "version": "1.0",
+        "context": {"eventType": "viewer-request", "distributionId": "EDFDVBD6EXAMPLE"},
+        "viewer": {"ip": "198.51.100.7"},
+        "request": {
+            "method": method,
+            "uri": uri,
+            "querystring": {k: {"value": v} for k, v in (querystring or {}).items()},
+            "headers": {k: {"value": v} for k, v in all_headers.items()},
+            "cookies": {},
+        },
+    }
+
+
+def response_event(status: int, headers: dict[str, str]) -> JSON:
+    event = request_event("GET", f"/v2/app/blobs/{DIGEST}")
+    event["context"]["eventType"] = "viewer-response"
+    event["response"] = {
+        "statusCode": status,
+        "statusDescription": "OK",
+        "headers": {k: {"value": v} for k, v in headers.items()},
+        "cookies": {},
+    }
+    return event
+
+
+def expected_keys(layout: str, name: str, tag: str) -> dict[str, str]:
+    """URL -> key, as the issue's tables state them (not derived from the code)."""
+    urls = [
+        "/v2/",
+        "/v2/_catalog",
+        f"/v2/{name}/tags/list",
+        f"/v2/{name}/manifests/{tag}",
+        f"/v2/{name}/manifests/{DIGEST}",
+        f"/v2/{name}/blobs/{DIGEST}",
+        f"/v2/{name}/referrers/{DIGEST}",
+    ]
+    if layout == "bucket-blob-copies":
+        return {url: url[1:] for url in urls} | {"/v2": "v2/"}
+    keys = [
+        "v2/index.json",
+        "v2/_catalog.json",
+        f"repositories/{name}/_tags.json",
+        f"repositories/{name}/_tags/{tag}",
+        f"repositories/{name}/_manifests/sha256/{HEX}",
+        f"blobs/sha256/{HEX}",
+        f"repositories/{name}/_referrers/sha256/{HEX}",
+    ]
+    return dict(zip(urls, keys, strict=True)) | {"/v2": "v2/index.json"}
+
+
+# Viewer request: URLs to keys ------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=str)
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_viewer_request_maps_every_url_kind_to_its_key(
+    run: Run, target: cdn.Target, method: str
+) -> None:
+    expected: dict[str, str] = {}
+    for name, tag in zip(NAMES, TAGS, strict=True):
+        expected |= expected_keys(target.layout, name, tag)
+    urls = sorted(expected)
+    results = run(target, "viewer-request.js", [request_event(method, u) for u in urls])
+    prefix = f"/{target.prefix}" if target.prefix else ""
+    assert {url: r.get("uri") for url, r in zip(urls, results, strict=True)} == {
+        url: f"{prefix}/{key}" for url, key in expected.items()
+    }
+    assert all(r["method"] == method and "statusCode" not in r for r in results)
+
+
+def test_viewer_request_leaves_range_alone_and_drops_the_query(run: Run) -> None:
+    event = request_event(
+        "GET",
+        f"/v2/app/blobs/{DIGEST}",
+        headers={"range": "bytes=100-", "accept": "*/*"},
+        querystring={"acl": "", "versionId": "x"},
+    )
+    (result,) = run(cdn.Target("bucket"), "viewer-request.js", [event])
+    assert result["uri"] == f"/blobs/sha256/{HEX}"
+    assert result["headers"]["range"] == {"value": "bytes=100-"}
+    assert result["headers"]["accept"] == {"value": "*/*"}
+    assert result["querystring"] == {}
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=str)
+def test_viewer_request_passes_the_error_page_through(
+    run: Run, target: cdn.Target
+) -> None:
+    # CloudFront may fetch the custom error page through the function; its path is
+    # already its key, so it must come out unchanged.
+    path = cdn.error_page_path(target)
+    (result,) = run(target, "viewer-request.js", [request_event("GET", path)])
+    assert result["uri"] == path
+    assert path.endswith("/errors/not-found.json")
+
+
+# Viewer request: answers without an origin trip ------------------------------------
+
+ERROR_CASES = [
+    ("POST", "/v2/app/blobs/uploads/", "UNSUPPORTED"),
+    ("PUT", "/v2/app/manifests/v1", "UNSUPPORTED"),
+    ("DELETE", f"/v2/app/manifests/{DIGEST}", "UNSUPPORTED"),
+    ("PATCH", "/v2/app/blobs/uploads/x", "UNSUPPORTED"),
+    ("OPTIONS", "/v2/", "UNSUPPORTED"),
+    ("GET", "/v2/app/manifests/sha256:xyz", "DIGEST_INVALID"),
+    ("GET", f"/v2/app/manifests/sha256:{HEX[:-1]}", "DIGEST_INVALID"),
+    ("GET", f"/v2/app/blobs/sha256:{HEX.upper()}", "DIGEST_INVALID"),
+    ("GET", "/v2/app/blobs/notadigest", "DIGEST_INVALID"),
+    ("GET", f"/v2/app/blobs/{DIGEST}/extra", "DIGEST_INVALID"),
+    ("GET", f"/v2/team/app/referrers/sha512:{HEX * 2}", "DIGEST_INVALID"),
+    ("GET", "/v2/app/referrers/latest", "DIGEST_INVALID"),
+    ("GET", "/v2/app/manifests/a:b/c", "DIGEST_INVALID"),
+    ("GET", "/v2/app/manifests/-bad", "MANIFEST_UNKNOWN"),
+    ("GET", f"/v2/app/manifests/{LONG_TAG}x", "MANIFEST_UNKNOWN"),
+    ("GET", "/v2/app/manifests/v1/extra", "MANIFEST_UNKNOWN"),
+    ("GET", "/", "NOT_FOUND"),
+    ("GET", "/staticreg.json", "NOT_FOUND"),
+    ("GET", f"/blobs/sha256/{HEX}", "NOT_FOUND"),
+    ("GET", "/repositories/app/_tags.json", "NOT_FOUND"),
+    ("GET", "/.staticreg/lock", "NOT_FOUND"),
+    ("GET", "/v2/App/manifests/v1", "NOT_FOUND"),
+    ("GET", "/v2/app/_tags.json", "NOT_FOUND"),
+    ("GET", "/v2/../staticreg.json", "NOT_FOUND"),
+    ("GET", "/v2//app/tags/list", "NOT_FOUND"),
+    ("GET", "/v1/search", "NOT_FOUND"),
+    ("GET", "/errors/not-found.json", "NOT_FOUND"),  # with a prefix, not its path
+    ("HEAD", "/index.html", "NOT_FOUND"),
+]
+
+
+@pytest.mark.parametrize("layout", cdn.LAYOUTS)
+def test_viewer_request_answers_errors_with_the_json_body(
+    run: Run, layout: str
+) -> None:
+    target = cdn.Target(layout, "reg")
+    events = [request_event(method, uri) for method, uri, _ in ERROR_CASES]
+    results = run(target, "viewer-request.js", events)
+    for (method, uri, code), result in zip(ERROR_CASES, results, strict=True):
+        status = api.ERRORS[code][0]
+        assert result["statusCode"] == status, (method, uri, result)
+        headers = {k: v["value"] for k, v in result["headers"].items()}
+        assert headers["content-type"] == "application/json"
+        assert headers["docker-distribution-api-version"] == "registry/2.0"
+        assert (headers.get("allow") == "GET, HEAD") == (status == 405)
+        if method == "HEAD":
+            assert "body" not in result  # a HEAD answer has no body
+        else:
+            assert result["body"] == {
+                "encoding": "text",
+                "data": api.error_body(code).decode(),
+            }, (method, uri)
+
+
+def test_viewer_request_errors_agree_with_the_api(run: Run) -> None:
+    """The function refuses what ``api.route`` refuses, with the same code (sha512
+    digests aside: a bucket holds sha256 keys only)."""
+    cases = [
+        (method, uri, code)
+        for method, uri, code in ERROR_CASES
+        if method != "HEAD" and "sha512" not in uri and "errors" not in uri
+    ]
+    results = run(
+        cdn.Target("bucket"),
+        "viewer-request.js",
+        [request_event(method, uri) for method, uri, _ in cases],
+    )
+    for (method, uri, code), result in zip(cases, results, strict=True):
+        api_error = api.route(method, uri).error
+        if api_error is not None:
+            assert api_error == code, (method, uri)
+        assert json.loads(result["body"]["data"])["errors"][0]["code"] == code
+
+
+# Viewer response --------------------------------------------------------------------
+
+S3_HEADERS = {
+    "content-type": "application/vnd.oci.image.manifest.v1+json",
+    "content-length": "1234",
+    "cache-control": api.IMMUTABLE,
+    "etag": '"abc"',
+    "accept-ranges": "bytes",
+    "last-modified": "Tue, 01 Apr 2025 10:00:00 GMT",
+    "server": "AmazonS3",
+    "x-amz-meta-docker-content-digest": DIGEST,
+    "x-amz-meta-other": "x",
+    "x-amz-request-id": "REQ",
+    "x-amz-id-2": "ID2",
+    "x-amz-version-id": "null",
+    "x-amz-server-side-encryption": "AES256",
+    "x-amz-storage-class": "STANDARD",
+}
+
+
+@pytest.mark.parametrize("status", [200, 206, 304])
+def test_viewer_response_copies_the_digest_and_strips_s3_headers(
+    run: Run, status: int
+) -> None:
+    (result,) = run(
+        cdn.Target("bucket"), "viewer-response.js", [response_event(status, S3_HEADERS)]
+    )
+    headers = {k: v["value"] for k, v in result["headers"].items()}
+    kept = {
+        k: v for k, v in S3_HEADERS.items() if not k.startswith(("x-amz-", "server"))
+    }
+    expected = kept | {"docker-distribution-api-version": "registry/2.0"}
+    if status in (200, 206):
+        expected["docker-content-digest"] = DIGEST
+    assert headers == expected
+    assert result["statusCode"] == status
+
+
+def test_viewer_response_without_digest_metadata_adds_no_digest(run: Run) -> None:
+    event = response_event(200, {"content-type": "application/json", "server": "nginx"})
+    (result,) = run(cdn.Target("bucket-blob-copies"), "viewer-response.js", [event])
+    assert {k: v["value"] for k, v in result["headers"].items()} == {
+        "content-type": "application/json",
+        "server": "nginx",
+        "docker-distribution-api-version": "registry/2.0",
+    }
+
+
+# The rendered files -------------------------------------------------------------------
+
+# Beyond ES5.1, CloudFront's runtime has only some ES6+ features; the templates keep
+# to ES5 so that no feature question arises. (The harness already loads them in
+# strict mode with no require.)
+NOT_ES5 = re.compile(r"\b(?:let|const|class|async|await|import|export|require)\b|=>|`")
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=str)
+def test_functions_are_small_es5_and_define_handler(target: cdn.Target) -> None:
+    files = cdn.render(target)
+    for name in ("viewer-request.js", "viewer-response.js"):
+        code = "\n".join(
+            line for line in files[name].splitlines() if not line.startswith("//")
+        )
+        assert len(files[name].encode()) <= cdn.MAX_FUNCTION_SIZE
+        assert "function handler(event)" in code
+        assert not NOT_ES5.findall(code), name
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=str)
+def test_error_responses_map_403_and_404_to_the_json_page(target: cdn.Target) -> None:
+    files = cdn.render(target)
+    config = json.loads(files["error-responses.json"])
+    prefix = f"/{target.prefix}" if target.prefix else ""
+    page = f"{prefix}/errors/not-found.json"
+    assert config == {
+        "Quantity": 2,
+        "Items": [
+            {
+                "ErrorCode": code,
+                "ResponsePagePath": page,
+                "ResponseCode": "404",
+                "ErrorCachingMinTTL": cdn.ERROR_CACHING_SECONDS,
+            }
+            for code in (403, 404)
+        ],
+    }
+    body = json.loads(files["not-found.json"])
+    assert body == {
+        "errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]
+    }
+    assert cdn.error_page_body() == api.error_body("MANIFEST_UNKNOWN")
+
+
+def test_readme_says_how_to_deploy_and_what_is_lost() -> None:
+    shared = cdn.render(cdn.Target("bucket", "reg"))["README.md"]
+    copies = cdn.render(cdn.Target("bucket-blob-copies"))["README.md"]
+    for text in (shared, copies):
+        assert "aws cloudfront create-function" in text
+        assert "Runtime=cloudfront-js-2.0" in text
+        assert "Origin Access Control" in text
+        assert "OCI-Filters-Applied" in text
+    assert "shared across repositories" in shared
+    assert "arn:aws:s3:::BUCKET/reg/*" in shared
+    assert "shared across repositories" not in copies
+
+
+# Choosing the target ----------------------------------------------------------------
+
+
+def test_choose_reads_the_tree_and_its_url() -> None:
+    settings = {"format": 1, "layout": "bucket-blob-copies"}
+    assert cdn.choose(settings, "reg/v1", None, None) == cdn.Target(
+        "bucket-blob-copies", "reg/v1"
+    )
+    assert cdn.choose(None, None, "bucket", "/p/q/") == cdn.Target("bucket", "p/q")
+    assert cdn.choose(None, "from-url", "bucket", None) == cdn.Target(
+        "bucket", "from-url"
+    )
+    recorded = settings | {"prefix": "kept"}
+    assert cdn.choose(recorded, None, "bucket-blob-copies", "kept").prefix == "kept"
+
+
+@pytest.mark.parametrize(
+    ("settings", "layout", "prefix", "message"),
+    [
+        ({"layout": "directory"}, None, None, "layout 'directory'"),
+        ({"layout": "bucket"}, "bucket-blob-copies", None, "--layout"),
+        ({"layout": "bucket", "prefix": "a"}, None, "b", "--prefix 'b' contradicts"),
+        (None, None, None, "cannot tell the tree's layout"),
+        (None, "bucket", "../up", "invalid prefix"),
+        (None, "bucket", "a b", "invalid prefix"),
+    ],
+)
+def test_choose_refuses(
+    settings: JSON, layout: str | None, prefix: str | None, message: str
+) -> None:
+    with pytest.raises(StaticregError, match=re.escape(message)):
+        cdn.choose(settings, None, layout, prefix)
+
+
+# The command ------------------------------------------------------------------------
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["cdn", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_cli_writes_every_file_from_flags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = invoke("-o", "out", "--layout", "bucket", "--prefix", "reg")
+    assert code == 0, err
+    assert out == ""
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "README.md",
+        "error-responses.json",
+        "not-found.json",
+        "viewer-request.js",
+        "viewer-response.js",
+    ]
+    assert 'var PREFIX = "/reg";' in (tmp_path / "out/viewer-request.js").read_text()
+
+
+def test_cli_reads_layout_and_prefix_from_the_tree(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    settings = {"format": 1, "layout": "bucket-blob-copies", "prefix": "mirror"}
+    (tree / "staticreg.json").write_text(json.dumps(settings))
+    code, _, err = invoke("--root", str(tree), "-o", str(tmp_path / "out"))
+    assert code == 0, err
+    text = (tmp_path / "out/viewer-request.js").read_text()
+    assert '"bucket-blob-copies" layout' in text
+    assert 'var PREFIX = "/mirror";' in text
+
+
+def test_cli_refuses_a_directory_tree_and_a_missing_layout(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "staticreg.json").write_text('{"format": 1, "layout": "directory"}')
+    code, _, err = invoke("--root", str(tree), "-o", str(tmp_path / "out"))
+    assert code == 1
+    assert "layout 'directory'" in err and "staticreg nginx" in err
+    code, _, err = invoke("--root", str(tmp_path / "none"), "-o", str(tmp_path / "out"))
+    assert code == 1
+    assert "give --layout" in err
+    assert not (tmp_path / "out").exists()
