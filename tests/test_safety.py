@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,38 @@ def test_concurrent_publishes_both_succeed(
     assert check_tree(root) == 2
     catalog = json.loads((root / paths.CATALOG).read_bytes())
     assert catalog == {"repositories": ["big/app", "test/img"]}
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MB filesystem of its own (tmpfs; the tests run as root)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], check=True
+    )
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_disk_full_fails_cleanly_and_keeps_the_tree(
+    small_disk: Path, tmp_path: Path, hello_tar: images.SavedTarball, snapshot
+) -> None:  # type: ignore[no-untyped-def]
+    root = small_disk / "tree"
+    subprocess.run(_publish_cmd(root, hello_tar.path), check=True, capture_output=True)
+    before = snapshot(root)
+    noise = images.build_layer({"/noise.bin": os.urandom(6 << 20)})
+    spec = images.ImageSpec(layers=(noise,), repo_tags=("full/app:1",))
+    tar = images.write_docker_save(tmp_path / "full.tar", [spec]).path
+
+    result = subprocess.run(
+        _publish_cmd(root, tar, "--compression", "none"), capture_output=True, text=True
+    )
+
+    assert result.returncode == 1 and result.stdout == ""
+    assert "No space left on device" in result.stderr.splitlines()[0]
+    assert "free some space" in result.stderr
+    assert snapshot(root) == before
+    assert check_tree(root) == 1
