@@ -35,6 +35,8 @@ class Plan:
 
     compression: str = "auto"
     level: int | None = None
+    # zstd workers per layer; None uses every core (see compression.open_writer).
+    zstd_threads: int | None = None
 
     def codec_for(self, source_kind: str) -> Codec:
         if self.compression == "keep":
@@ -158,7 +160,16 @@ def _stream(
         if plan.keeps(kind):
             _copy(source, head, kind, sink, diff_hasher, progress)
         else:
-            _transcode(source, head, kind, target, sink, diff_hasher, progress)
+            _transcode(
+                source,
+                head,
+                kind,
+                target,
+                sink,
+                diff_hasher,
+                progress,
+                plan.zstd_threads,
+            )
         writer.close()
         _check_diff_id(layer, diff_hasher.digest())
         if layer.stored is not None and plan.keeps(kind):
@@ -203,9 +214,10 @@ def _transcode(
     sink: _HashingSink,
     diff_hasher: Hasher,
     progress: Progress,
+    zstd_threads: int | None,
 ) -> None:
     decoder = compression.Decoder(kind) if kind != "none" else None
-    encoder = compression.open_writer(target, sink)
+    encoder = compression.open_writer(target, sink, zstd_threads)
     try:
         for chunk in _with_head(head, source):
             plain = _decode(decoder, chunk) if decoder else chunk

@@ -10,6 +10,7 @@ a tag or manifest pointing at something missing.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -227,6 +228,13 @@ def _stage(
     # Compressors, hashing and file I/O release the GIL, so threads use every
     # core; the pool bounds the layers in flight, and so memory.
     count = workers or min(max(len(layers), 1), os.cpu_count() or 1, 4)
+    # zstd's workers each hold buffers of several MB: share the cores between the
+    # layers in flight instead of giving every layer all of them.
+    zstd_threads = max(1, (os.cpu_count() or 1) // count)
+    layers = {
+        key: (layer, dataclasses.replace(p, zstd_threads=zstd_threads))
+        for key, (layer, p) in layers.items()
+    }
     with ThreadPoolExecutor(max_workers=count) as pool:
         layer_jobs = {
             key: pool.submit(_run_layer, layer, p, store, reporter)
@@ -355,8 +363,12 @@ def write_tree_files(store: Store, layout: paths.Layout, names: Sequence[str]) -
     store.put(layout.catalog, body, "application/json", cache_control=api.SHORT)
     store.put(layout.api_root, b"{}\n", "application/json", cache_control="no-cache")
     if layout.error_page is not None:
-        store.put(layout.error_page, api.error_body("MANIFEST_UNKNOWN"),
-                  "application/json", cache_control=api.SHORT)
+        store.put(
+            layout.error_page,
+            api.error_body("MANIFEST_UNKNOWN"),
+            "application/json",
+            cache_control=api.SHORT,
+        )
     if layout.empty_referrers is not None:
         store.put(
             layout.empty_referrers,
