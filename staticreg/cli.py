@@ -22,9 +22,9 @@ log = logging.getLogger("staticreg")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def root_option(func: F) -> F:
-    """``--root`` and ``--endpoint-url``, options of every command."""
-    func = click.option(
+def endpoint_option(func: F) -> F:
+    """``--endpoint-url``, for every s3:// store the command opens."""
+    return click.option(
         "--endpoint-url",
         envvar="STATICREG_ENDPOINT_URL",
         metavar="URL",
@@ -33,6 +33,11 @@ def root_option(func: F) -> F:
         help="S3-compatible server for s3:// roots, e.g. http://127.0.0.1:9000 "
         "(env STATICREG_ENDPOINT_URL).",
     )(func)
+
+
+def root_option(func: F) -> F:
+    """``--root`` and ``--endpoint-url``, options of every command."""
+    func = endpoint_option(func)
     return click.option(
         "--root",
         envvar="STATICREG_ROOT",
@@ -516,6 +521,68 @@ def search_command(root: str, as_json: bool, term: str) -> None:
         click.echo(text)
     else:
         log.info("no repository matches %r", term)
+
+
+@cli.command("sync")
+@endpoint_option
+@click.option("--dry-run", is_flag=True,
+              help="Print what would change ('+ KEY', '- KEY'); write nothing.")
+@click.option("--delete", is_flag=True,
+              help="Remove from DST what SRC no longer has, once the new pointers "
+              "are in place (unreferenced blobs last).")
+@click.option("--blob-copies", is_flag=True,
+              help="For a new bucket DST: the bucket-blob-copies layout, as "
+              "publish --blob-copies.")
+@click.argument("src", metavar="SRC")
+@click.argument("dst", metavar="DST")
+def sync_command(src: str, dst: str, dry_run: bool, delete: bool,
+                 blob_copies: bool) -> None:
+    """Copy the tree at SRC to DST, each a directory or s3://BUCKET/PREFIX,
+    writing only what changed, in the layout DST needs."""
+    from staticreg import sync
+
+    with _errors():
+        _requested_layout(dst, blob_copies)
+        source, dest = open_tree(src), open_tree(dst)
+        try:
+            report = sync.sync(source, dest, dry_run=dry_run, delete=delete,
+                               blob_copies=blob_copies)
+        finally:
+            source.close()
+            dest.close()
+    if dry_run:
+        for change in report.changes:
+            click.echo(change)
+
+
+@cli.command("verify")
+@root_option
+@click.option("--fix", is_flag=True,
+              help="Rebuild the files derived from the records (tag objects, tags "
+              "lists, referrers answers, fallback tags, blob links, catalog); "
+              "missing blobs stay missing.")
+def verify_command(root: str, fix: bool) -> None:
+    """Check every blob, manifest, tag and listing of the tree at ROOT; print one
+    line per problem and exit 1 if there is any."""
+    from staticreg import verify
+
+    with _errors():
+        tree = open_tree(root)
+        try:
+            report = verify.verify(tree, fix)
+        finally:
+            tree.close()
+    for problem in report.fixed:
+        click.echo(f"{problem} (fixed)")
+    for problem in report.problems:
+        click.echo(str(problem))
+    log.info("verified %d blobs and %d repositories in %s: %d problems left",
+             report.blobs, report.repositories, root, len(report.problems))
+    if report.problems:
+        fixable = sum(1 for problem in report.problems if problem.fixable)
+        if fixable and not fix:
+            log.info("staticreg verify --fix rebuilds %d of them", fixable)
+        sys.exit(1)
 
 
 def main() -> None:

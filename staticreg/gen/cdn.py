@@ -1,11 +1,12 @@
-"""Render the CloudFront functions and settings that serve a bucket tree's pull API.
+"""Render the CloudFront functions and settings that serve a bucket tree: the pull
+API, the browse site and ``docker search``.
 
 A bucket cannot route URLs or set response headers beyond each object's own, so a
-CDN in front of it does that work: a viewer-request function maps registry URLs
-to keys (``templates/cdn/viewer-request.js.j2``), a viewer-response function
-turns the digest metadata into ``Docker-Content-Digest``, and custom error
-responses give origin misses a JSON error body. The routes follow ``api.route``;
-what a CDN cannot do is listed in the README this module writes.
+CDN in front of it does that work: a viewer-request function maps URLs to keys
+(``templates/cdn/viewer-request.js.j2``), a viewer-response function turns the
+digest metadata into ``Docker-Content-Digest``, and custom error responses give
+origin misses a JSON error body. The routes follow ``api.route``; what a CDN
+cannot do is listed in the README this module writes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import jinja2
 from staticreg import __version__, api, paths, reference, resources
 from staticreg.digest import Digest
 from staticreg.errors import StaticregError
+from staticreg.gen import indexjson
 from staticreg.model import JSON
 
 LAYOUTS = ("bucket", "bucket-blob-copies")
@@ -44,7 +46,12 @@ _TAG_RE = reference.TAG_RE.pattern
 _GENERATED = ("UNSUPPORTED", "DIGEST_INVALID", "MANIFEST_UNKNOWN", "NOT_FOUND")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9._~-]+(?:/[A-Za-z0-9._~-]+)*$")
 # Placeholders the functions fill in with the parts of a URL.
-_NAME, _TAG, _HEX = "{name}", "{tag}", "{hex}"
+_NAME, _TAG, _HEX, _TERM = "{name}", "{tag}", "{hex}", "{term}"
+# What a site URL may be: parts that start with no '.', so that no '.', '..' or
+# '.staticreg' part and no '//' (a redirect to another host) get through. Site
+# keys hold repository names, page numbers and asset names: all of this form.
+_SITE_PART = "[A-Za-z0-9_-][A-Za-z0-9._-]*"
+_SITE_PATH_RE = f"^/(?:{_SITE_PART}/)*(?:{_SITE_PART})?$"
 
 
 @dataclass(frozen=True)
@@ -175,8 +182,48 @@ def key_templates(layout_name: str) -> dict[str, str]:
     }
 
 
+def site_settings() -> dict[str, str]:
+    """How the function maps a site URL: ``/PATH/`` to ``site/PATH/index.html``,
+    a file's URL to its key. A bucket cannot tell a folder, so a URL without its
+    final '/' is a folder (redirected, as nginx does) when it is a repository's
+    (``/r/NAME``, which may hold a '.') or its last part has no '.' (every
+    file of the site has an extension)."""
+    page = paths.site_repository(_NAME)[len(paths.SITE) :]
+    before, _, after = page.partition(_NAME)
+    return {
+        "folder": paths.SITE,
+        "index": paths.site_home(1)[len(paths.SITE) + 1 :],
+        "repositories": before,
+        "repository_page": f"^{re.escape(before)}.+{re.escape(after)}$",
+        "path": _SITE_PATH_RE,
+    }
+
+
+def search_settings() -> dict[str, str | int]:
+    """How the function answers ``/v1/search``: the key of a term's answer, the
+    character '/' is written as there, the term's form, and the empty answer it
+    gives itself to a term that cannot have one."""
+    head, _, tail = paths.search_result(_TERM).partition(_TERM)
+    return {
+        "key": paths.search_result(_TERM),
+        "slash": paths.search_result("/").removeprefix(head).removesuffix(tail),
+        "term": api.SEARCH_TERM_RE.pattern,
+        "max": api.MAX_SEARCH_TERM,
+        # indexjson.terms decides the shortest term answered; ask it, not a copy.
+        "shortest": min(map(len, indexjson.terms("a" * api.MAX_SEARCH_TERM, ""))),
+        "empty": api.search_body(_TERM, [], 0).decode(),
+    }
+
+
 def _prefix_path(target: Target) -> str:
     return f"/{target.prefix}" if target.prefix else ""
+
+
+def _max_age(cache_control: str) -> int:
+    found = re.search(r"max-age=(\d+)", cache_control)
+    if found is None:
+        raise ValueError(f"no max-age in Cache-Control {cache_control!r}")
+    return int(found.group(1))
 
 
 def _environment() -> jinja2.Environment:
@@ -217,5 +264,12 @@ def _render_template(template: str, target: Target) -> str:
             error_caching=ERROR_CACHING_SECONDS,
             short=api.SHORT,
             short_max_age=api.SHORT_MAX_AGE,
+            ping=paths.PING,
+            site=site_settings(),
+            site_headers={name.lower(): value for name, value in api.SITE_HEADERS},
+            search=search_settings(),
+            search_limit=api.SEARCH_LIMIT,
+            search_results=paths.SEARCH_RESULTS,
+            immutable_max_age=_max_age(api.IMMUTABLE),
         )
     )

@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from gen import synthetic
 
-from staticreg import api
+from staticreg import api, paths
 from staticreg.cli import cli
 from staticreg.errors import StaticregError
-from staticreg.gen import cdn
+from staticreg.gen import cdn, site
 
 pytestmark = pytest.mark.skipif(
     shutil.which("node") is None, reason="node runs the generated functions"
@@ -204,18 +205,29 @@ ERROR_CASES = [
     ("GET", "/v2/app/manifests/-bad", "MANIFEST_UNKNOWN"),
     ("GET", f"/v2/app/manifests/{LONG_TAG}x", "MANIFEST_UNKNOWN"),
     ("GET", "/v2/app/manifests/v1/extra", "MANIFEST_UNKNOWN"),
-    ("GET", "/", "NOT_FOUND"),
-    ("GET", "/staticreg.json", "NOT_FOUND"),
-    ("GET", f"/blobs/sha256/{HEX}", "NOT_FOUND"),
-    ("GET", "/repositories/app/_tags.json", "NOT_FOUND"),
-    ("GET", "/.staticreg/lock", "NOT_FOUND"),
     ("GET", "/v2/App/manifests/v1", "NOT_FOUND"),
     ("GET", "/v2/app/_tags.json", "NOT_FOUND"),
     ("GET", "/v2/../staticreg.json", "NOT_FOUND"),
     ("GET", "/v2//app/tags/list", "NOT_FOUND"),
-    ("GET", "/v1/search", "NOT_FOUND"),
-    ("GET", "/errors/not-found.json", "NOT_FOUND"),  # with a prefix, not its path
-    ("HEAD", "/index.html", "NOT_FOUND"),
+    ("GET", "/v1/", "NOT_FOUND"),
+    ("GET", "/v1/_ping.json", "NOT_FOUND"),
+    ("GET", "/v1/search/", "NOT_FOUND"),
+    ("GET", "/v1/search/app.json", "NOT_FOUND"),
+    ("GET", "/v1/search/..%2F..%2Fstaticreg.json", "NOT_FOUND"),
+    ("HEAD", "/v1/repositories/app/images", "NOT_FOUND"),
+    # Site URLs that could leave site/ or name a private key: refused before S3.
+    ("GET", "/.staticreg/lock", "NOT_FOUND"),
+    ("GET", "/r/../../staticreg.json", "NOT_FOUND"),
+    ("GET", "/r/./app/", "NOT_FOUND"),
+    ("GET", "/r/app/..", "NOT_FOUND"),
+    ("GET", "/%2e%2e/staticreg.json", "NOT_FOUND"),
+    ("GET", "/r/%2E%2E%2Fstaticreg.json", "NOT_FOUND"),
+    ("GET", "/r/app%2F..%2F..%2Fblobs", "NOT_FOUND"),
+    ("GET", "//evil.example/", "NOT_FOUND"),
+    ("GET", "//evil.example", "NOT_FOUND"),
+    ("GET", "/r//app/", "NOT_FOUND"),
+    ("GET", "/r/app\\..\\x", "NOT_FOUND"),
+    ("HEAD", "/assets/.hidden", "NOT_FOUND"),
 ]
 
 
@@ -262,6 +274,221 @@ def test_viewer_request_errors_agree_with_the_api(run: Run) -> None:
         assert json.loads(result["body"]["data"])["errors"][0]["code"] == code
 
 
+# Viewer request: the browse site and docker search ------------------------------
+
+# URL -> key, as nginx's `location /` (root site/, index index.html) answers them.
+SITE_KEYS = {
+    "/": "site/index.html",
+    "/index.html": "site/index.html",
+    "/page/2/": "site/page/2/index.html",
+    "/page/2/index.html": "site/page/2/index.html",
+    "/r/app/": "site/r/app/index.html",
+    "/r/team/sub/app/index.html": "site/r/team/sub/app/index.html",
+    "/r/a.b_c__d-e/x--y/": "site/r/a.b_c__d-e/x--y/index.html",
+    "/r/x/manifests/y/": "site/r/x/manifests/y/index.html",
+    "/r/index.html/": "site/r/index.html/index.html",
+    "/assets/site.css": "site/assets/site.css",
+    "/assets/site.js": "site/assets/site.js",
+    "/assets/favicon.svg": "site/assets/favicon.svg",
+    "/index.json": "site/index.json",
+    "/search.json": "site/search.json",
+    # Other keys of the tree, asked for by their own path, stay under site/.
+    "/staticreg.json": "site/staticreg.json",
+    "/repositories/app/_tags.json": "site/repositories/app/_tags.json",
+    "/site/index.html": "site/site/index.html",
+    "/v1.json": "site/v1.json",
+}
+# URLs of folders without their final '/': redirected, as nginx redirects them.
+SITE_FOLDERS = [
+    "/r/app",
+    "/r/team/sub/app",
+    "/r/my.app",
+    "/r/index.html",
+    "/r/x/manifests/y",
+    "/page/2",
+    "/assets",
+    "/r",
+    f"/blobs/sha256/{HEX}",
+]
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=str)
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_viewer_request_maps_site_urls_and_ping_to_their_keys(
+    run: Run, target: cdn.Target, method: str
+) -> None:
+    expected = SITE_KEYS | {"/v1/_ping": "v1/_ping.json"}
+    urls = sorted(expected)
+    # The home page's search box sends ?q=; it must not reach the bucket.
+    events = [request_event(method, url, querystring={"q": "app"}) for url in urls]
+    results = run(target, "viewer-request.js", events)
+    prefix = f"/{target.prefix}" if target.prefix else ""
+    assert {url: r.get("uri") for url, r in zip(urls, results, strict=True)} == {
+        url: f"{prefix}/{key}" for url, key in expected.items()
+    }
+    assert all(r["method"] == method and r["querystring"] == {} for r in results)
+
+
+def test_viewer_request_site_keys_agree_with_the_api() -> None:
+    for url, key in SITE_KEYS.items():
+        route = api.route("GET", url)
+        assert route.site and route.keys == (key,), url
+    for url in SITE_FOLDERS:
+        assert api.route("GET", url).index == f"site{url}/index.html", url
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=str)
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_viewer_request_redirects_a_folder_without_its_slash(
+    run: Run, target: cdn.Target, method: str
+) -> None:
+    events = [request_event(method, url) for url in SITE_FOLDERS]
+    results = run(target, "viewer-request.js", events)
+    for url, result in zip(SITE_FOLDERS, results, strict=True):
+        assert result["statusCode"] == 301, (url, result)
+        assert "body" not in result
+        # The viewer's path: the key prefix is no part of the URL.
+        assert {k: v["value"] for k, v in result["headers"].items()} == {
+            "location": f"{url}/",
+            "cache-control": api.SHORT,
+            "docker-distribution-api-version": "registry/2.0",
+            "x-content-type-options": "nosniff",
+        }
+    # Where the redirect leads is the folder's page.
+    (followed,) = run(target, "viewer-request.js", [request_event("GET", "/r/my.app/")])
+    assert followed["uri"].endswith("/site/r/my.app/index.html")
+
+
+# `q` as CloudFront hands it over (raw, or already decoded) -> the stored term, or
+# None when the function answers the empty result itself.
+SEARCH_CASES: list[tuple[dict[str, str], str | None]] = [
+    ({"q": "busy", "n": "25"}, "busy"),
+    ({"n": "25", "q": "e2e%2Fbu"}, "e2e/bu"),
+    ({"q": "E2E%2fBU"}, "e2e/bu"),
+    ({"Q": "App"}, "app"),
+    ({"q": "web/"}, "web/"),
+    ({"q": "team/sub/app"}, "team/sub/app"),
+    ({"q": "a.b_c__d-e"}, "a.b_c__d-e"),
+    ({"q": "ab"}, "ab"),
+    ({"q": "a" * api.MAX_SEARCH_TERM}, "a" * api.MAX_SEARCH_TERM),
+    ({"q": "a"}, None),
+    ({"q": "../../staticreg"}, None),
+    ({"q": "..%2F..%2Fstaticreg"}, None),
+    ({"q": "..%2f..%2fstaticreg"}, None),
+    ({"q": "app%2F..%2F..%2Fstaticreg"}, None),
+    ({"q": "%2e%2e"}, None),
+    ({"q": ".."}, None),
+    ({"q": "%2Fapp"}, None),
+    ({"q": "a~b"}, None),
+    ({"q": "a%22b"}, None),
+    ({"q": 'a"b'}, None),
+    ({"q": "a+b"}, None),
+    ({"q": "a b"}, None),
+    ({"q": "app%00"}, None),
+    ({"q": "a" * (api.MAX_SEARCH_TERM + 1)}, None),
+    ({"q": "ab" * 4000}, None),
+    ({"q": ""}, None),
+    ({"n": "1"}, None),
+    ({}, None),
+]
+
+
+def search_event(method: str, query: dict[str, str]) -> JSON:
+    return request_event(method, "/v1/search", querystring=query)
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=str)
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_viewer_request_maps_search_terms_to_answers_or_answers_empty(
+    run: Run, target: cdn.Target, method: str
+) -> None:
+    events = [search_event(method, query) for query, _ in SEARCH_CASES]
+    results = run(target, "viewer-request.js", events)
+    prefix = f"/{target.prefix}" if target.prefix else ""
+    for (query, term), result in zip(SEARCH_CASES, results, strict=True):
+        if term is not None:
+            key = "v1/search/" + term.replace("/", "~") + ".json"
+            assert result.get("uri") == f"{prefix}/{key}", (query, result)
+            assert result["querystring"] == {}
+            continue
+        assert result["statusCode"] == 200, (query, result)
+        headers = {k: v["value"] for k, v in result["headers"].items()}
+        assert headers == {
+            "content-type": "application/json",
+            "cache-control": api.SHORT,
+            "docker-distribution-api-version": "registry/2.0",
+        }
+        if method == "HEAD":
+            assert "body" not in result
+            continue
+        # The term is echoed only when it is well formed (here: too short).
+        echoed = query.get("q", "") if query.get("q") == "a" else ""
+        assert result["body"] == {
+            "encoding": "text",
+            "data": api.search_body(echoed, [], 0).decode(),
+        }
+        assert json.loads(result["body"]["data"])["results"] == []
+
+
+def test_viewer_request_search_terms_agree_with_the_api(run: Run) -> None:
+    """The function reads q as ``api.search_term`` does (nginx and serve)."""
+    cases = [(query, term) for query, term in SEARCH_CASES if "Q" not in query]
+    results = run(
+        cdn.Target("bucket"),
+        "viewer-request.js",
+        [search_event("GET", query) for query, _ in cases],
+    )
+    for (query, term), result in zip(cases, results, strict=True):
+        raw = "&".join(f"{name}={value}" for name, value in query.items())
+        expected = api.search_term(raw)
+        if term is None:
+            # No answer is stored for a term shorter than those indexjson writes.
+            assert expected == "" or len(expected) < 2, query
+            assert "statusCode" in result
+        else:
+            assert expected == term, query
+            assert result["uri"] == "/" + paths.search_result(expected)
+
+
+def test_viewer_request_search_takes_the_first_of_repeated_terms(run: Run) -> None:
+    event = search_event("GET", {})
+    event["request"]["querystring"] = {
+        "q": {"value": "app", "multiValue": [{"value": "app"}, {"value": "zz"}]}
+    }
+    (result,) = run(
+        cdn.Target("bucket-blob-copies", "reg"), "viewer-request.js", [event]
+    )
+    assert result["uri"] == "/reg/v1/search/app.json"
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=str)
+def test_viewer_request_reaches_every_key_the_site_generator_writes(
+    run: Run, target: cdn.Target
+) -> None:
+    """Round trip: generate the site and the search answers, then ask for each
+    page and answer by the URL a browser or docker uses."""
+    store = synthetic.tree(0, 0)
+    names = ["app", "team/sub/app", "web.app", "x/manifests/y"]
+    for name in names:
+        synthetic.repository(store, name, 1, f"Serves {name} pages")
+    synthetic.catalog_of(store, names)
+    site.regenerate(store)
+    written = {k for k in store.list("") if k.startswith(("site/", "v1/"))}
+    pages = [k.removeprefix("site") for k in written if k.startswith("site/")]
+    urls = ["/v1/_ping"] + [p.removesuffix("index.html") for p in pages]
+    answers = [k for k in written if k.startswith("v1/search/")]
+    # As docker sends a term: '/' percent-encoded, here in upper case too.
+    terms = [k[len("v1/search/") : -len(".json")] for k in answers]
+    queries = [{"q": term.replace("~", "%2F").upper()} for term in terms]
+    events = [request_event("GET", url) for url in urls]
+    events += [search_event("GET", query) for query in queries]
+    results = run(target, "viewer-request.js", events)
+    prefix = f"/{target.prefix}/" if target.prefix else "/"
+    reached = {r["uri"].removeprefix(prefix) for r in results}
+    assert reached == written
+    assert "site/r/web.app/index.html" in reached and "v1/search/web.json" in reached
+
+
 # Viewer response --------------------------------------------------------------------
 
 S3_HEADERS = {
@@ -293,7 +520,10 @@ def test_viewer_response_copies_the_digest_and_strips_s3_headers(
     kept = {
         k: v for k, v in S3_HEADERS.items() if not k.startswith(("x-amz-", "server"))
     }
-    expected = kept | {"docker-distribution-api-version": "registry/2.0"}
+    expected = kept | {
+        "docker-distribution-api-version": "registry/2.0",
+        "x-content-type-options": "nosniff",
+    }
     if status in (200, 206):
         expected["docker-content-digest"] = DIGEST
     assert headers == expected
@@ -307,6 +537,7 @@ def test_viewer_response_without_digest_metadata_adds_no_digest(run: Run) -> Non
         "content-type": "application/json",
         "server": "nginx",
         "docker-distribution-api-version": "registry/2.0",
+        "x-content-type-options": "nosniff",
     }
 
 
@@ -363,6 +594,14 @@ def test_readme_says_how_to_deploy_and_what_is_lost() -> None:
         assert "Runtime=cloudfront-js-2.0" in text
         assert "Origin Access Control" in text
         assert "OCI-Filters-Applied" in text
+        # The site and docker search work, and the README says how, and what not.
+        assert "## 5. The browse site and docker search" in text
+        assert "| `/` | `site/index.html` |" in text
+        assert "| `/v1/search?q=TERM` | `v1/search/TERM.json` |" in text
+        assert "`n` (`docker search --limit`) is ignored" in text
+        assert "a well-formed term that finds nothing" in text
+        assert '"DefaultTTL": 60' in text
+        assert "browse site answer 404" not in text
     assert "shared across repositories" in shared
     assert "arn:aws:s3:::BUCKET/reg/*" in shared
     assert "shared across repositories" not in copies
