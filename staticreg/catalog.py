@@ -75,6 +75,12 @@ def read_repository(store: Store, name: str) -> RepositoryRecord | None:
         raw = store.get(paths.repository_record(name))
     except KeyError:
         return None
+    return parse_repository(store, name, raw)
+
+
+def parse_repository(store: Store, name: str, raw: bytes) -> RepositoryRecord:
+    """A record from the bytes ``read_repository`` would read (``store`` and
+    ``name`` only say which file is damaged)."""
     try:
         doc = json.loads(raw)
         tags = {

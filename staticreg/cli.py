@@ -49,8 +49,9 @@ def root_option(func: F) -> F:
     )(func)
 
 
-def _remember_endpoint(ctx: click.Context, _: click.Parameter,
-                       value: str | None) -> str | None:
+def _remember_endpoint(
+    ctx: click.Context, _: click.Parameter, value: str | None
+) -> str | None:
     ctx.meta["staticreg.endpoint_url"] = value
     return value
 
@@ -204,19 +205,40 @@ def publish_command(
 
 @cli.command("attach")
 @root_option
-@click.option("--subject", required=True, metavar="NAME:TAG",
-              help="The published image the files are about (NAME:TAG or "
-              "NAME@DIGEST).")
-@click.option("--artifact-type", required=True, metavar="TYPE",
-              help="Media type saying what the files are, e.g. "
-              "application/spdx+json.")
-@click.option("--media-type", default="application/octet-stream", show_default=True,
-              help="Media type of each file.")
-@click.option("--annotation", "annotations", multiple=True, metavar="KEY=VALUE",
-              help="Annotation of the artifact manifest (repeatable).")
+@click.option(
+    "--subject",
+    required=True,
+    metavar="NAME:TAG",
+    help="The published image the files are about (NAME:TAG or NAME@DIGEST).",
+)
+@click.option(
+    "--artifact-type",
+    required=True,
+    metavar="TYPE",
+    help="Media type saying what the files are, e.g. application/spdx+json.",
+)
+@click.option(
+    "--media-type",
+    default="application/octet-stream",
+    show_default=True,
+    help="Media type of each file.",
+)
+@click.option(
+    "--annotation",
+    "annotations",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Annotation of the artifact manifest (repeatable).",
+)
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-def attach_command(root: str, subject: str, artifact_type: str, media_type: str,
-                   annotations: tuple[str, ...], files: tuple[str, ...]) -> None:
+def attach_command(
+    root: str,
+    subject: str,
+    artifact_type: str,
+    media_type: str,
+    annotations: tuple[str, ...],
+    files: tuple[str, ...],
+) -> None:
     """Publish FILES (an SBOM, a signature, a report) as an OCI artifact that
     refers to an image, so clients find it through the referrers API."""
     from staticreg import attach, show
@@ -226,8 +248,7 @@ def attach_command(root: str, subject: str, artifact_type: str, media_type: str,
         tree = open_tree(root)
         try:
             ref, descriptor = show.resolve(tree, subject)
-            artifact = attach.build(descriptor, artifact_type, files, media_type,
-                                    pairs)
+            artifact = attach.build(descriptor, artifact_type, files, media_type, pairs)
             publish.publish(tree, [], extra_referrers=[(artifact, [ref.repository])])
         finally:
             tree.close()
@@ -343,8 +364,12 @@ def cdn_command(root: str, output: str, layout: str | None, prefix: str | None) 
         for name, text in files.items():
             with open(os.path.join(output, name), "w") as file:
                 file.write(text)
-    log.info("wrote %s into %s; %s says how to set up CloudFront",
-             ", ".join(files), output, os.path.join(output, "README.md"))
+    log.info(
+        "wrote %s into %s; %s says how to set up CloudFront",
+        ", ".join(files),
+        output,
+        os.path.join(output, "README.md"),
+    )
 
 
 def _cdn_tree(root: str, layout: str | None) -> tuple[Any, str | None]:
@@ -364,8 +389,12 @@ def _cdn_tree(root: str, layout: str | None) -> tuple[Any, str | None]:
     except StaticregError as err:
         if layout is None:
             raise
-        log.warning("cannot read the tree at %s (%s); writing functions for "
-                    "--layout %s", root, err.message, layout)
+        log.warning(
+            "cannot read the tree at %s (%s); writing functions for --layout %s",
+            root,
+            err.message,
+            layout,
+        )
         return None, root_prefix
 
 
@@ -408,8 +437,13 @@ def _serve(root: str, host: str, port: int) -> None:
 
 @cli.command("demo")
 @root_option
-@click.option("--listen", default="127.0.0.1:5000", show_default=True,
-              metavar="HOST:PORT", help="Address to serve on.")
+@click.option(
+    "--listen",
+    default="127.0.0.1:5000",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Address to serve on.",
+)
 @click.option("--no-serve", is_flag=True, help="Publish only; do not serve.")
 def demo_command(root: str, listen: str, no_serve: bool) -> None:
     """Publish a built-in sample image into ROOT and serve it."""
@@ -432,10 +466,15 @@ def demo_command(root: str, listen: str, no_serve: bool) -> None:
         return
     host, port = _split_listen(listen)
     name = f"{host}:{port}/{results[0].repository}:{results[0].tag}"
-    log.info("pull it with any of:\n  docker pull %s\n  podman pull --tls-verify=false "
-             "%s\n  ctr images pull --plain-http %s\n  skopeo copy "
-             "--src-tls-verify=false docker://%s oci:hello:latest", name, name, name,
-             name)
+    log.info(
+        "pull it with any of:\n  docker pull %s\n  podman pull --tls-verify=false "
+        "%s\n  ctr images pull --plain-http %s\n  skopeo copy "
+        "--src-tls-verify=false docker://%s oci:hello:latest",
+        name,
+        name,
+        name,
+        name,
+    )
     _serve(root, host, port)
 
 
@@ -525,18 +564,28 @@ def search_command(root: str, as_json: bool, term: str) -> None:
 
 @cli.command("sync")
 @endpoint_option
-@click.option("--dry-run", is_flag=True,
-              help="Print what would change ('+ KEY', '- KEY'); write nothing.")
-@click.option("--delete", is_flag=True,
-              help="Remove from DST what SRC no longer has, once the new pointers "
-              "are in place (unreferenced blobs last).")
-@click.option("--blob-copies", is_flag=True,
-              help="For a new bucket DST: the bucket-blob-copies layout, as "
-              "publish --blob-copies.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print what would change ('+ KEY', '- KEY'); write nothing.",
+)
+@click.option(
+    "--delete",
+    is_flag=True,
+    help="Remove from DST what SRC no longer has, once the new pointers "
+    "are in place (unreferenced blobs last).",
+)
+@click.option(
+    "--blob-copies",
+    is_flag=True,
+    help="For a new bucket DST: the bucket-blob-copies layout, as "
+    "publish --blob-copies.",
+)
 @click.argument("src", metavar="SRC")
 @click.argument("dst", metavar="DST")
-def sync_command(src: str, dst: str, dry_run: bool, delete: bool,
-                 blob_copies: bool) -> None:
+def sync_command(
+    src: str, dst: str, dry_run: bool, delete: bool, blob_copies: bool
+) -> None:
     """Copy the tree at SRC to DST, each a directory or s3://BUCKET/PREFIX,
     writing only what changed, in the layout DST needs."""
     from staticreg import sync
@@ -545,8 +594,9 @@ def sync_command(src: str, dst: str, dry_run: bool, delete: bool,
         _requested_layout(dst, blob_copies)
         source, dest = open_tree(src), open_tree(dst)
         try:
-            report = sync.sync(source, dest, dry_run=dry_run, delete=delete,
-                               blob_copies=blob_copies)
+            report = sync.sync(
+                source, dest, dry_run=dry_run, delete=delete, blob_copies=blob_copies
+            )
         finally:
             source.close()
             dest.close()
@@ -557,10 +607,13 @@ def sync_command(src: str, dst: str, dry_run: bool, delete: bool,
 
 @cli.command("verify")
 @root_option
-@click.option("--fix", is_flag=True,
-              help="Rebuild the files derived from the records (tag objects, tags "
-              "lists, referrers answers, fallback tags, blob links, catalog); "
-              "missing blobs stay missing.")
+@click.option(
+    "--fix",
+    is_flag=True,
+    help="Rebuild the files derived from the records (tag objects, tags "
+    "lists, referrers answers, fallback tags, blob links, catalog); "
+    "missing blobs stay missing.",
+)
 def verify_command(root: str, fix: bool) -> None:
     """Check every blob, manifest, tag and listing of the tree at ROOT; print one
     line per problem and exit 1 if there is any."""
@@ -576,8 +629,13 @@ def verify_command(root: str, fix: bool) -> None:
         click.echo(f"{problem} (fixed)")
     for problem in report.problems:
         click.echo(str(problem))
-    log.info("verified %d blobs and %d repositories in %s: %d problems left",
-             report.blobs, report.repositories, root, len(report.problems))
+    log.info(
+        "verified %d blobs and %d repositories in %s: %d problems left",
+        report.blobs,
+        report.repositories,
+        root,
+        len(report.problems),
+    )
     if report.problems:
         fixable = sum(1 for problem in report.problems if problem.fixable)
         if fixable and not fix:

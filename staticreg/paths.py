@@ -53,6 +53,13 @@ filesystem. Repository names cannot start with '_' (see ``reference.py``), so th
         tmp/<writer>/...                        area and the layer map that lets a
         layers/<diff-hex>.<settings>            republish skip compression
         site.json                               the site's settings (--base-url)
+        site/state.json                         what the site was last made from:
+                                                each repository's record digest
+                                                and page fingerprint (gen/state.py)
+        site/summaries/<xx>.txt                 what the site shows of repositories
+                                                (by the first two hex digits of their
+                                                name's sha256), so that a page can be
+                                                made again without reading blobs
 
 ``<ext>`` encodes the manifest's media type (``MANIFEST_EXTENSIONS``), because a
 static server derives ``Content-Type`` from a file's extension alone, and every
@@ -60,6 +67,8 @@ client requires the exact media type.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 from staticreg import mediatypes
 from staticreg.digest import Digest
@@ -141,6 +150,8 @@ SITE_ASSETS = f"{SITE}/assets"
 INDEX_JSON = f"{SITE}/index.json"
 SEARCH_JSON = f"{SITE}/search.json"
 SITE_SETTINGS = f"{PRIVATE}/site.json"
+SITE_STATE = f"{PRIVATE}/site/state.json"
+SITE_SUMMARIES = f"{PRIVATE}/site/summaries"
 
 
 def search_result(term: str) -> str:
@@ -154,6 +165,13 @@ def site_home(page: int) -> str:
 
 def site_repository(name: str) -> str:
     return f"{SITE}/r/{name}/index.html"
+
+
+def site_summaries(name: str) -> str:
+    """The file of the site's summaries that holds ``name``'s: one of 256, so that
+    a rebuild writes a few hundred files rather than one per repository."""
+    shard = hashlib.sha256(name.encode()).hexdigest()[:2]
+    return f"{SITE_SUMMARIES}/{shard}.txt"
 
 
 def media_type_of(key: str) -> str | None:

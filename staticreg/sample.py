@@ -19,9 +19,13 @@ BUSYBOX = "/bin/busybox"
 GREETING = b"Hello from a static registry published with staticreg.\n"
 
 
-def _member(name: str, data: bytes = b"", mode: int = 0o644,
-            kind: bytes = tarfile.REGTYPE, link: str = "") -> tuple[tarfile.TarInfo,
-                                                                   bytes]:
+def _member(
+    name: str,
+    data: bytes = b"",
+    mode: int = 0o644,
+    kind: bytes = tarfile.REGTYPE,
+    link: str = "",
+) -> tuple[tarfile.TarInfo, bytes]:
     info = tarfile.TarInfo(name)
     info.type, info.mode, info.mtime, info.linkname = kind, mode, 0, link
     info.size = len(data) if kind == tarfile.REGTYPE else 0
@@ -51,10 +55,14 @@ def _layer() -> tuple[bytes, list[str]]:
     busybox = _static_busybox()
     cmd = ["/bin/cat", "/hello.txt"]
     if busybox is not None:
-        members += [_member("bin/", kind=tarfile.DIRTYPE, mode=0o755),
-                    _member("bin/busybox", busybox, 0o755)]
-        members += [_member(f"bin/{app}", kind=tarfile.SYMTYPE, link="busybox")
-                    for app in ("cat", "echo", "sh", "ls")]
+        members += [
+            _member("bin/", kind=tarfile.DIRTYPE, mode=0o755),
+            _member("bin/busybox", busybox, 0o755),
+        ]
+        members += [
+            _member(f"bin/{app}", kind=tarfile.SYMTYPE, link="busybox")
+            for app in ("cat", "echo", "sh", "ls")
+        ]
     return _pack(members), cmd
 
 
@@ -62,24 +70,43 @@ def write(path: str) -> str:
     """Write the sample image as a docker save tarball at ``path``; return its tag."""
     layer, cmd = _layer()
     diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
-    config = json.dumps({
-        "architecture": "amd64", "os": "linux", "created": "1970-01-01T00:00:00Z",
-        "config": {"Cmd": cmd, "Labels": {
-            "org.opencontainers.image.title": "hello",
-            "org.opencontainers.image.description": "The staticreg sample image"}},
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        "history": [{"created": "1970-01-01T00:00:00Z",
-                     "created_by": "staticreg sample"}],
-    }, sort_keys=True).encode()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "created": "1970-01-01T00:00:00Z",
+            "config": {
+                "Cmd": cmd,
+                "Labels": {
+                    "org.opencontainers.image.title": "hello",
+                    "org.opencontainers.image.description": "The staticreg sample image",
+                },
+            },
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+            "history": [
+                {"created": "1970-01-01T00:00:00Z", "created_by": "staticreg sample"}
+            ],
+        },
+        sort_keys=True,
+    ).encode()
     config_name = hashlib.sha256(config).hexdigest() + ".json"
-    manifest = json.dumps([{"Config": config_name, "RepoTags": [SAMPLE_TAG],
-                            "Layers": ["layer/layer.tar"]}]).encode()
-    tarball = _pack([
-        _member("layer/", kind=tarfile.DIRTYPE, mode=0o755),
-        _member("layer/layer.tar", layer),
-        _member(config_name, config),
-        _member("manifest.json", manifest),
-    ])
+    manifest = json.dumps(
+        [
+            {
+                "Config": config_name,
+                "RepoTags": [SAMPLE_TAG],
+                "Layers": ["layer/layer.tar"],
+            }
+        ]
+    ).encode()
+    tarball = _pack(
+        [
+            _member("layer/", kind=tarfile.DIRTYPE, mode=0o755),
+            _member("layer/layer.tar", layer),
+            _member(config_name, config),
+            _member("manifest.json", manifest),
+        ]
+    )
     with open(path, "wb") as file:
         file.write(tarball)
     os.chmod(path, 0o644)

@@ -2,7 +2,7 @@
 
 Sync works from the source's records, never by mirroring raw keys: the
 destination gets the keys of its own layout, written through the same function
-publish writes pointers with (``publish.write_repository``), in the same order:
+publish writes pointers with (``tree.write_repository``), in the same order:
 per repository its blobs, then manifests by digest, tags, referrers answers, the
 record and the tags list; then the catalog and the other files the tree shares;
 then the layer map and the browse site. With ``delete``, what the source no
@@ -23,7 +23,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from staticreg import api, catalog, paths, publish, records
+from staticreg import api, catalog, paths, records, tree
 from staticreg import digest as digestmod
 from staticreg.catalog import RepositoryRecord
 from staticreg.digest import Digest, Hasher
@@ -34,8 +34,10 @@ log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1 << 20
 LAYER_MAP = f"{paths.PRIVATE}/layers/"
-# Keys of the browse site and docker search, copied as they are (gen/site.py).
-SITE_PREFIXES = (f"{paths.SITE}/", "v1/")
+# Keys of the browse site and docker search, copied as they are (gen/site.py),
+# with what the site was made from, so that the copy's next publish regenerates
+# only what changed.
+SITE_PREFIXES = (f"{paths.SITE}/", "v1/", f"{paths.PRIVATE}/site/")
 
 
 class DiffStore:
@@ -230,7 +232,7 @@ def _dest_layout(dest: Store, blob_copies: bool) -> paths.Layout:
             f"--blob-copies is for bucket destinations, not {dest.url}",
             hint="a directory tree shares blobs through per-repository links",
         )
-    return publish.tree_layout(dest, "bucket-blob-copies" if blob_copies else None)
+    return tree.tree_layout(dest, "bucket-blob-copies" if blob_copies else None)
 
 
 class _Sync:
@@ -278,7 +280,7 @@ class _Sync:
             # A manifest is a blob too, except the fallback tags' indexes.
             self._copy_blob(digestmod.parse(digest_text), len(data), None)
         subjects = [digestmod.parse(s) for s in sorted(record.referrers)]
-        publish.write_repository(
+        tree.write_repository(
             self.dest, self.dest_layout, record, manifests, list(record.tags), subjects
         )
         log.info("synced %s (%d tags)", record.name, len(record.tags))
@@ -349,7 +351,7 @@ class _Sync:
                     f"{hasher.size} bytes, its record says {size}",
                     hint=f"run staticreg verify --root {self.source.url}",
                 )
-            publish.commit_blob(self.dest.store, writer, digest, size)
+            tree.commit_blob(self.dest.store, writer, digest, size)
         finally:
             writer.discard()
 
@@ -374,7 +376,7 @@ class _Sync:
 
     def tree_files(self) -> None:
         names = self.names if self.delete else [*self.before, *self.names]
-        publish.write_tree_files(self.dest, self.dest_layout, names)
+        tree.write_tree_files(self.dest, self.dest_layout, names)
 
     def private_and_site(self) -> None:
         """The layer map (so a later publish into the copy skips compression), the

@@ -8,7 +8,7 @@ must say what the records say. Each problem is one line of text.
 
 ``fix`` rewrites the derived files (tag objects, tags lists, referrers answers,
 fallback tags, blob links or copies, the catalog) through
-``publish.write_repository``, exactly as a publish would. It never invents a
+``tree.write_repository``, exactly as a publish would. It never invents a
 missing blob or manifest: those stay problems.
 """
 
@@ -19,7 +19,16 @@ import json
 import logging
 from dataclasses import dataclass, field
 
-from staticreg import catalog, mediatypes, paths, publish, records, referrers, sync
+from staticreg import (
+    catalog,
+    mediatypes,
+    paths,
+    publish,
+    records,
+    referrers,
+    sync,
+    tree,
+)
 from staticreg import digest as digestmod
 from staticreg.catalog import RepositoryRecord
 from staticreg.digest import Digest, Hasher
@@ -406,9 +415,9 @@ def _repair(store: Store, layout: paths.Layout, found: _Checker) -> None:
         publish.record_fallbacks(record, subjects, raw)
         # Tags whose manifest is missing cannot be written: they stay problems.
         tags = [tag for tag, entry in record.tags.items() if entry.digest in raw]
-        publish.write_repository(view, layout, record, raw, tags, subjects)
+        tree.write_repository(view, layout, record, raw, tags, subjects)
         for key in found.stray_tags.get(name, []):
             view.delete(key)
-    publish.write_tree_files(view, layout, sorted(found.records))
+    tree.write_tree_files(view, layout, sorted(found.records))
     for change in view.changes:
         log.info("fixed: %s", change)

@@ -2,9 +2,15 @@
 
 ``regenerate`` brings all of them up to date from what ``catalog`` and
 ``summary`` read back from the store, never from a publish's own state. After a
-publish it reads again only the repositories named; the others come from the
-previous index JSON. Every file is compared with what the tree holds and written
-only when it differs, so a publish touches only what changed.
+publish it looks only at the repositories named; a rebuild looks at every record.
+Either way, a repository whose record, registry host and templates are those of
+the previous run (``state``) is neither read nor rendered again unless its page
+is missing: its index entry comes from the previous index JSON. A file is
+written only when it differs from the tree's, so a run touches only what changed.
+
+Data before pointers: pages, then the docker search answers, then the JSON
+files, then the home pages that link them, and the state last, so that the next
+run redoes whatever an interrupted one left undone.
 """
 
 from __future__ import annotations
@@ -12,14 +18,12 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-import jinja2
-
-from staticreg import __version__, api, catalog, paths, resources
+from staticreg import api, catalog, paths, resources
 from staticreg.errors import StaticregError
-from staticreg.gen import indexjson, summary
+from staticreg.gen import indexjson, pages, state, summary
 from staticreg.model import JSON
 from staticreg.store import Store
 
@@ -35,6 +39,7 @@ class Report:
     """What one regeneration did, for the log and the tests."""
 
     read: int = 0
+    unchanged: int = 0
     written: int = 0
     removed: int = 0
     full: bool = False
@@ -42,8 +47,8 @@ class Report:
     def __str__(self) -> str:
         kind = "rebuilt" if self.full else "updated"
         return (
-            f"site {kind}: {self.read} repositories read, {self.written} files "
-            f"written, {self.removed} removed"
+            f"site {kind}: {self.read} repositories read, {self.unchanged} "
+            f"unchanged, {self.written} files written, {self.removed} removed"
         )
 
 
@@ -75,258 +80,303 @@ def save_host(store: Store, host: str) -> None:
     store.put(paths.SITE_SETTINGS, (json.dumps({"host": host}) + "\n").encode())
 
 
-# Rendering -----------------------------------------------------------------------
-
-
-def _human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{size} B"
-
-
-def _short_digest(digest: str) -> str:
-    algorithm, _, hex_ = digest.partition(":")
-    return f"{algorithm}:{hex_[:12]}"
-
-
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(resources.folder("templates"))),
-        autoescape=True,  # labels and descriptions come from image authors
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["size"] = _human_size
-    env.filters["short"] = _short_digest
-    env.filters["anchor"] = lambda digest: digest.replace(":", "-")
-    env.filters["day"] = lambda time: (time or "")[:10]
-    env.filters["web"] = lambda url: url.startswith(("https://", "http://"))
-    env.globals["version"] = __version__
-    return env
-
-
-class Renderer:
-    """Renders pages with one jinja2 environment (templates compile once)."""
-
-    def __init__(self, host: str) -> None:
-        self.env = _environment()
-        self.host = host
-
-    def home(self, entries: Sequence[JSON], page: int, pages: int, total: int) -> bytes:
-        base = "" if page == 1 else "../../"
-        return self._render(
-            "home.html.j2",
-            base=base,
-            repositories=entries,
-            page=page,
-            pages=pages,
-            total=total,
-            previous=_home_link(page - 1, base) if page > 1 else None,
-            next=_home_link(page + 1, base) if page < pages else None,
-        )
-
-    def repository(self, repo: summary.Repository) -> bytes:
-        base = "../" * (2 + repo.name.count("/"))
-        tags = sorted(
-            repo.tags, key=lambda t: (t.manifest.created or "", t.name), reverse=True
-        )
-        return self._render(
-            "repository.html.j2",
-            base=base,
-            repo=repo,
-            tags=tags,
-            manifests=repo.manifests(),
-            info={name: repo.field(name) for name in summary.FIELDS},
-        )
-
-    def _render(self, template: str, **values: object) -> bytes:
-        page = self.env.get_template(template).render(host=self.host, **values)
-        return page.encode()
-
-
-def _home_link(page: int, base: str) -> str:
-    return f"{base}{paths.site_home(page).removeprefix(paths.SITE + '/')}"
-
-
-def page_key(name: str) -> str | None:
-    """A repository's page, or None when the page of a shorter name would have
-    to be its folder (a name with an 'index.html' part)."""
-    if "index.html" in name.split("/")[1:]:
-        return None
-    return paths.site_repository(name)
-
-
 # Writing -------------------------------------------------------------------------
 
 
 class _Writer:
-    """Puts files that differ from the tree's, and removes the ones asked."""
+    """Puts site files that differ from the tree's, and removes the ones asked.
 
-    def __init__(self, store: Store, report: Report) -> None:
+    A rebuild lists the keys under ``LISTED`` first (``existing``): a key there
+    that the listing lacks is written without being read first.
+    """
+
+    LISTED = (f"{paths.SITE}/", f"{paths.SEARCH_RESULTS}/")
+
+    def __init__(self, store: Store, report: Report, listing: bool) -> None:
         self.store = store
         self.report = report
+        self.existing: set[str] | None = None
+        if listing:
+            self.existing = {k for p in self.LISTED for k in store.list(p)}
+
+    def exists(self, key: str) -> bool:
+        if self.existing is not None and key.startswith(self.LISTED):
+            return key in self.existing
+        return self.store.stat(key) is not None
 
     def put(self, key: str, data: bytes) -> None:
-        try:
-            if self.store.get(key) == data:
-                return
-        except KeyError:
-            pass
-        self.store.put(key, data, _content_type(key))
+        if self.exists(key):
+            try:
+                if self.store.get(key) == data:
+                    return
+            except KeyError:
+                pass
+        content_type = api.SITE_TYPES.get(key.rpartition(".")[2])
+        self.store.put(key, data, content_type, cache_control=api.SHORT)
+        if self.existing is not None:
+            self.existing.add(key)
         self.report.written += 1
 
     def remove(self, keys: Iterable[str]) -> None:
         for key in keys:
             self.store.delete(key)
+            if self.existing is not None:
+                self.existing.discard(key)
             self.report.removed += 1
 
-
-def _content_type(key: str) -> str | None:
-    return api.SITE_TYPES.get(key.rpartition(".")[2])
+    def listed(self, prefix: str) -> Iterable[str]:
+        """The keys under ``prefix``, from the run's listing if it made one."""
+        if self.existing is None or not prefix.startswith(self.LISTED):
+            return self.store.list(prefix)
+        return [key for key in self.existing if key.startswith(prefix)]
 
 
 # Regeneration --------------------------------------------------------------------
 
 
 def regenerate(
-    store: Store, names: Iterable[str] | None = None, base_url: str | None = None
+    store: Store,
+    names: Iterable[str] | None = None,
+    base_url: str | None = None,
+    layout: paths.Layout | None = None,
 ) -> Report:
     """Bring the site, the JSON files and the docker search answers up to date.
 
-    With ``names``, only those repositories are read again (the ones a publish
-    changed); without, or when the previous index JSON cannot be used, every one
-    is. ``base_url`` records the registry host the pull commands show (and so
+    With ``names``, only those repositories are looked at (the ones a publish
+    changed); without, or when the previous index JSON cannot be used, every
+    one is. ``base_url`` records the registry host the pull commands show (and so
     redoes every page); '' goes back to the address the page was loaded from.
+    ``layout`` is the tree's (read from its settings when not given).
     """
     if base_url is not None:
         save_host(store, registry_host(base_url) if base_url else "")
         names = None
-    old_index = indexjson.read_entries(store, paths.INDEX_JSON)
-    old_search = indexjson.read_entries(store, paths.SEARCH_JSON)
-    listed = set(catalog.read_names(store))
-    index: dict[str, JSON] = {}
-    if names is None or old_index is None or old_search is None:
-        report, changed, old_search = Report(full=True), listed, {}
-    else:
-        report = Report()
-        index = {n: e for n, e in old_index.items() if n in listed}
-        # Also what an interrupted run left out of the index, or took out late.
-        changed = set(names) & listed | listed - set(index) | set(old_index) - listed
-    writer = _Writer(store, report)
-    renderer = Renderer(read_host(store))
+    run = _Run(store, layout or _tree_layout(store), names)
+    run.write_assets()  # before the first page that links them
+    for name in run.todo:
+        run.update_repository(name)
+    search = {name: run.search[name] for name in sorted(run.search)}
+    run.write_answers(search)
+    run.write_json(search)
+    run.write_home(list(search.values()))
+    run.remove_pages()
+    run.finish()
+    log.debug("%s", run.report)
+    return run.report
 
-    _write_assets(writer)  # before the first page that links them
-    index.update(_read_repositories(store, renderer, writer, changed & listed))
-    search = {name: indexjson.search_entry(index[name]) for name in sorted(index)}
-    _remove_pages(store, writer, listed, report.full, set(old_index or ()))
 
-    writer.put(paths.INDEX_JSON, indexjson.render(index[n] for n in sorted(index)))
-    writer.put(paths.SEARCH_JSON, indexjson.render(search.values()))
-    before = None if report.full else len(old_search)
-    _write_home(store, renderer, writer, list(search.values()), before)
-    if report.full:
-        _write_all_answers(store, writer, search)
-    else:
-        _write_answers(
-            writer, search, indexjson.changed_terms(old_search, search, changed)
+def _tree_layout(store: Store) -> paths.Layout:
+    from staticreg import tree
+
+    return tree.tree_layout(store)
+
+
+class _Run:
+    """One regeneration: what the previous run left, and what this one makes."""
+
+    def __init__(
+        self, store: Store, layout: paths.Layout, names: Iterable[str] | None
+    ) -> None:
+        self.store = store
+        self.listed = set(catalog.read_names(store, layout))
+        self.state_raw = _get(store, paths.SITE_STATE)
+        self.old_state = state.parse(self.state_raw)
+        self.search_raw = _get(store, paths.SEARCH_JSON)
+        self.old_search = indexjson.parse_entries(self.search_raw or b"")
+        # The index JSON's entries stay lines of text: most are written back as
+        # they are, and parsing them all would cost more than the rest of a run.
+        old_lines = None
+        if self.old_search is not None:
+            index_raw = _get(store, paths.INDEX_JSON)
+            old_lines = indexjson.split_lines(index_raw, sorted(self.old_search))
+        full = names is None or old_lines is None
+        self.report = Report(full=full)
+        self.old_lines = old_lines or {}
+        self.index_usable = old_lines is not None
+        # This run's index lines and search entries, by repository.
+        self.lines: dict[str, str] = {}
+        self.search: dict[str, JSON] = {}
+        self.changed: set[str] = set()  # repositories whose entry was made again
+        if full:
+            self.todo = sorted(self.listed)
+            before = set(self.old_state.repositories) | set(self.old_lines)
+        else:
+            for name in self.listed & set(self.old_lines):
+                self._keep_entry(name)
+            wanted = set(names or ()) & self.listed | self.listed - set(self.lines)
+            self.todo = sorted(wanted)
+            before = set(self.old_lines)
+        self.gone = before - self.listed
+        self.writer = _Writer(store, self.report, listing=full)
+        self.renderer = pages.Renderer(read_host(store))
+        self.fingerprints = {
+            n: fp for n, fp in self.old_state.repositories.items() if n in self.listed
+        }
+        self.summaries = state.Summaries(store)
+        self.reader = summary.Reader(store)
+        self.search_digest = state.digest_of(self.search_raw or b"")
+
+    # Repositories
+
+    def update_repository(self, name: str) -> None:
+        """Make the repository's entry and page again, unless both are current."""
+        self.fingerprints.pop(name, None)
+        try:
+            raw = self.store.get(paths.repository_record(name))
+        except KeyError:
+            return  # listed, but not (or no longer) published
+        record = state.digest_of(raw)
+        page = state.page_fingerprint(record, self.renderer.host, pages.fingerprint())
+        before = self.old_state.repositories.get(name)
+        if before is not None and before.record == record:
+            current = name in self.old_lines and before.page == page
+            if current and self._has_page(name):
+                self._keep_entry(name)
+                self.fingerprints[name] = before
+                self.report.unchanged += 1
+                return
+        repo = self.summaries.get(name, record) or self._read(name, raw, record)
+        self.report.read += 1
+        entry = indexjson.repository_entry(repo)
+        self.lines[name] = indexjson.entry_line(entry)
+        self.search[name] = indexjson.search_entry(entry)
+        self.changed.add(name)
+        self._write_page(repo)
+        self.fingerprints[name] = state.Fingerprint(
+            record, page if repo.complete else None
         )
-    writer.put(paths.PING, b"{}\n")
-    log.debug("%s", report)
-    return report
 
+    def _keep_entry(self, name: str) -> None:
+        assert self.old_search is not None, "old lines come with a search JSON"
+        self.lines[name] = self.old_lines[name]
+        self.search[name] = self.old_search[name]
 
-def _read_repositories(
-    store: Store, renderer: Renderer, writer: _Writer, names: set[str]
-) -> dict[str, JSON]:
-    entries = {}
-    reader = summary.Reader(store)
-    for name in sorted(names):
-        repo = reader.repository(name)
-        if repo is None:
-            continue
-        writer.report.read += 1
-        entries[name] = indexjson.repository_entry(repo)
-        key = page_key(name)
+    def _has_page(self, name: str) -> bool:
+        key = pages.page_key(name)
+        return key is None or self.writer.exists(key)
+
+    def _read(self, name: str, raw: bytes, record: str) -> summary.Repository:
+        repo = self.reader.summarize(catalog.parse_repository(self.store, name, raw))
+        if repo.complete:
+            self.summaries.put(name, record, repo)
+        return repo
+
+    def _write_page(self, repo: summary.Repository) -> None:
+        key = pages.page_key(repo.name)
         if key is None:
             log.warning(
                 "warning: no page for repository %s: its 'index.html' part would be "
                 "the page of another repository",
-                name,
+                repo.name,
             )
-            continue
-        writer.put(key, renderer.repository(repo))
-    return entries
+            return
+        self.writer.put(key, self.renderer.repository(repo))
 
+    # Files the whole tree shares
 
-def _remove_pages(
-    store: Store, writer: _Writer, listed: set[str], full: bool, before: set[str]
-) -> None:
-    """Remove the pages of repositories that left the catalog."""
-    if full:
-        prefix = f"{paths.SITE}/r/"
-        wanted = {page_key(name) for name in listed}
-        writer.remove(k for k in list(store.list(prefix)) if k not in wanted)
-    else:
-        gone = [page_key(name) for name in sorted(before - listed)]
-        writer.remove(key for key in gone if key is not None)
+    def write_assets(self) -> None:
+        folder = resources.folder("site")
+        for name in ASSETS:
+            key = f"{paths.SITE_ASSETS}/{name}"
+            self.writer.put(key, (folder / name).read_bytes())
 
+    def write_answers(self, search: Mapping[str, JSON]) -> None:
+        """The docker search answers. A rebuild makes again the answers whose
+        terms the search entries' changes touch and those missing; all of them
+        when it cannot tell what the answer files were made for."""
+        if not self.report.full:
+            assert self.old_search is not None, "an update has the previous search"
+            changed = [*self.todo, *self.gone]
+            terms = indexjson.changed_terms(self.old_search, search, changed)
+            self._put_answers(search, terms)
+            return
+        prefix = f"{paths.SEARCH_RESULTS}/"
+        existing = set(self.writer.listed(prefix))
+        wanted = {paths.search_result(t): t for t in indexjson.all_terms(search)}
+        if self._answers_trusted():
+            assert self.old_search is not None, "trusted answers have a search"
+            names = set(self.old_search) | set(search)
+            todo = indexjson.changed_terms(self.old_search, search, names)
+            todo |= {term for key, term in wanted.items() if key not in existing}
+        else:
+            todo = set(wanted.values())
+        self._put_answers(search, todo)
+        self.writer.remove(sorted(existing - set(wanted)))
 
-def _write_assets(writer: _Writer) -> None:
-    folder = resources.folder("site")
-    for name in ASSETS:
-        writer.put(f"{paths.SITE_ASSETS}/{name}", (folder / name).read_bytes())
-
-
-def _write_home(
-    store: Store,
-    renderer: Renderer,
-    writer: _Writer,
-    entries: list[JSON],
-    before: int | None,
-) -> None:
-    """The home pages; ``before`` is the previous number of repositories, which
-    says which pages are stale without listing the store (unknown: list it)."""
-    pages = _page_count(len(entries))
-    for page in range(1, pages + 1):
-        chunk = entries[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-        writer.put(
-            paths.site_home(page), renderer.home(chunk, page, pages, len(entries))
+    def _answers_trusted(self) -> bool:
+        # The state names the search JSON the answers were last made for.
+        return self.old_search is not None and (
+            self.old_state.search == state.digest_of(self.search_raw or b"")
         )
-    if before is not None:
-        stale = [paths.site_home(p) for p in range(pages + 1, _page_count(before) + 1)]
-    else:
-        wanted = {paths.site_home(page) for page in range(2, pages + 1)}
-        stale = [k for k in store.list(f"{paths.SITE}/page/") if k not in wanted]
-    writer.remove(stale)
+
+    def _put_answers(self, search: Mapping[str, JSON], terms: set[str]) -> None:
+        if not terms:
+            return
+        by_term = indexjson.matches_by_term(search, terms)
+        answers = indexjson.answers(search, by_term, terms)
+        for term in sorted(terms):
+            key = paths.search_result(term)
+            if term in answers:
+                self.writer.put(key, answers[term])
+            elif self.writer.exists(key):
+                self.writer.remove([key])
+
+    def write_json(self, search: Mapping[str, JSON]) -> None:
+        """The index and search JSON, when an entry changed or the files were
+        unusable."""
+        same = self.lines.keys() == self.old_lines.keys()
+        if not self.changed and same and self.index_usable:
+            return
+        body = indexjson.render_lines(self.lines[n] for n in sorted(self.lines))
+        self.writer.put(paths.INDEX_JSON, body)
+        body = indexjson.render(search.values())
+        self.writer.put(paths.SEARCH_JSON, body)
+        self.search_digest = state.digest_of(body)
+
+    def write_home(self, entries: list[JSON]) -> None:
+        """The home pages; in an update, the previous number of repositories
+        says which pages are stale without listing the store."""
+        count = _page_count(len(entries))
+        for page in range(1, count + 1):
+            chunk = entries[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+            body = self.renderer.home(chunk, page, count, len(entries))
+            self.writer.put(paths.site_home(page), body)
+        if not self.report.full:
+            assert self.old_search is not None, "an update has the previous search"
+            last = _page_count(len(self.old_search))
+            stale = [paths.site_home(p) for p in range(count + 1, last + 1)]
+        else:
+            wanted = {paths.site_home(page) for page in range(2, count + 1)}
+            listed = self.writer.listed(f"{paths.SITE}/page/")
+            stale = sorted(key for key in listed if key not in wanted)
+        self.writer.remove(stale)
+
+    def remove_pages(self) -> None:
+        """Remove the pages of repositories that left the catalog."""
+        if self.report.full:
+            wanted = {pages.page_key(name) for name in self.listed}
+            listed = self.writer.listed(f"{paths.SITE}/r/")
+            self.writer.remove(sorted(key for key in listed if key not in wanted))
+        else:
+            gone = [pages.page_key(name) for name in sorted(self.gone)]
+            self.writer.remove(key for key in gone if key is not None)
+
+    def finish(self) -> None:
+        """The ping answer, then the run's private files: summaries and state."""
+        self.writer.put(paths.PING, indexjson.ping())
+        self.summaries.remove(self.gone)
+        self.summaries.save()
+        body = state.render(state.State(self.fingerprints, self.search_digest))
+        if body != self.state_raw:
+            self.store.put(paths.SITE_STATE, body)
+
+
+def _get(store: Store, key: str) -> bytes | None:
+    try:
+        return store.get(key)
+    except KeyError:
+        return None
 
 
 def _page_count(repositories: int) -> int:
     return max(1, -(-repositories // PAGE_SIZE))
-
-
-def _write_all_answers(
-    store: Store, writer: _Writer, search: Mapping[str, JSON]
-) -> None:
-    answers = indexjson.search_answers(search)
-    wanted = {paths.search_result(term): body for term, body in answers.items()}
-    for key, body in wanted.items():
-        writer.put(key, body)
-    writer.remove(
-        [k for k in store.list(f"{paths.SEARCH_RESULTS}/") if k not in wanted]
-    )
-
-
-def _write_answers(
-    writer: _Writer, search: Mapping[str, JSON], terms: set[str]
-) -> None:
-    answers = indexjson.search_answers(search, terms)
-    for term in sorted(terms):
-        key = paths.search_result(term)
-        if term in answers:
-            writer.put(key, answers[term])
-        elif writer.store.stat(key) is not None:
-            writer.remove([key])

@@ -118,8 +118,12 @@ class Tag:
 
 @dataclass(frozen=True)
 class Repository:
+    """A repository as the site shows it. ``complete`` is False when a blob it
+    needs was missing: then it is read again next time rather than cached."""
+
     name: str
     tags: tuple[Tag, ...]
+    complete: bool = True
 
     @cached_property
     def representative(self) -> Manifest | None:
@@ -183,12 +187,17 @@ class Reader:
         self.store = store
         self._docs: dict[str, JSON] = {}
         self._sizes: dict[str, int] = {}
+        self._missing = 0
 
     def repository(self, name: str) -> Repository | None:
         record = catalog.read_repository(self.store, name)
-        if record is None:
-            return None
+        return None if record is None else self.summarize(record)
+
+    def summarize(self, record: catalog.RepositoryRecord) -> Repository:
+        """The repository a record describes, read from its blobs."""
+        name = record.name
         self._docs.clear()  # a blob is rarely shared across repositories
+        self._missing = 0
         referrers = _referrers_of(record)
         hidden = {_fallback_tag(subject) for subject in referrers}
         tags = []
@@ -198,7 +207,7 @@ class Reader:
             manifest = self.manifest(entry.digest, entry.media_type, referrers)
             if manifest is not None:
                 tags.append(Tag(tag, manifest))
-        return Repository(name, tuple(tags))
+        return Repository(name, tuple(tags), complete=not self._missing)
 
     def manifest(
         self, digest: str, media_type: str, referrers: dict[str, list[JSON]]
@@ -300,7 +309,11 @@ class Reader:
             raw = self.store.get(paths.blob(digestmod.parse(digest)))
             self._sizes[digest] = len(raw)
             doc = json.loads(raw)
-        except (KeyError, InvalidDigest, ValueError, UnicodeDecodeError) as err:
+        except KeyError as err:
+            # Unlike a damaged blob, a missing one may be put back (verify --fix).
+            self._missing += 1
+            log.debug("cannot read blob %s for the site: %s", digest, err)
+        except (InvalidDigest, ValueError, UnicodeDecodeError) as err:
             log.debug("cannot read blob %s for the site: %s", digest, err)
         self._docs[digest] = doc if isinstance(doc, dict) else None
         return self._docs[digest]

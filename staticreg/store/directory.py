@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import itertools
 import logging
 import os
 import shutil
@@ -41,6 +42,7 @@ class DirectoryStore:
         self._owner_fd: int | None = None
         # Layers are staged from several threads; they share one staging folder.
         self._staging_lock = threading.Lock()
+        self._puts = itertools.count()  # names of put's files in the staging folder
         self._root_existed = os.path.exists(self.root)
         if self._root_existed and not os.path.isdir(self.root):
             raise StoreError(f"cannot use {root!r} as a tree: it is not a directory")
@@ -80,13 +82,31 @@ class DirectoryStore:
         cache_control: str | None = None,
         digest: str | None = None,
     ) -> None:
-        writer = self.staged_writer()
+        # The staged writer's steps, minus what a whole-bytes write can skip
+        # (a random name, a buffered file, a failing unlink): the site writes
+        # ~90,000 small files, and each syscall saved shows.
+        target = self._path(key)
+        staged = os.path.join(self._staging_dir(), f"put-{next(self._puts)}")
         try:
-            writer.write(data)
-            writer.close()
-            writer.commit(key, content_type)
-        finally:
-            writer.discard()
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+            fd = os.open(staged, flags, FILE_MODE)
+            try:
+                with memoryview(data) as view:
+                    while view:
+                        view = view[os.write(fd, view) :]
+                os.fchmod(fd, FILE_MODE)
+            finally:
+                os.close(fd)
+        except OSError as err:
+            with contextlib.suppress(OSError):
+                os.unlink(staged)
+            raise _store_error(staged, err) from None
+        try:
+            self._replace(staged, target)
+        except StoreError:
+            with contextlib.suppress(OSError):
+                os.unlink(staged)
+            raise
 
     def copy(
         self,
@@ -116,11 +136,10 @@ class DirectoryStore:
     def list(self, prefix: str) -> Iterator[str]:
         top = self._path(prefix.rstrip("/")) if prefix else self.root
         found = []
-        for folder, dirs, files in os.walk(top):
-            dirs.sort()
-            rel = os.path.relpath(folder, self.root)
-            for name in files:
-                found.append(name if rel == "." else f"{rel}/{name}")
+        cut = len(self.root) + 1  # os.walk joins onto top, itself under the root
+        for folder, _, files in os.walk(top):
+            rel = folder[cut:]
+            found += [f"{rel}/{name}" for name in files] if rel else files
         return iter(sorted(found))
 
     @contextlib.contextmanager
@@ -139,11 +158,18 @@ class DirectoryStore:
             os.close(fd)
 
     def commit_file(self, staged: str, key: str) -> None:
-        target = self._path(key)
-        make_dirs(os.path.dirname(target))
         os.chmod(staged, FILE_MODE)
+        self._replace(staged, self._path(key))
+
+    def _replace(self, staged: str, target: str) -> None:
+        """Rename ``staged`` to ``target``, making the target's folders when the
+        first try finds them missing (cheaper than checking each time)."""
         try:
-            os.replace(staged, target)
+            try:
+                os.replace(staged, target)
+            except FileNotFoundError:
+                make_dirs(os.path.dirname(target))
+                os.replace(staged, target)
         except OSError as err:
             raise StoreError(f"cannot write {target!r}: {err.strerror}") from None
 

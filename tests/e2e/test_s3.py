@@ -299,3 +299,45 @@ def test_publish_killed_mid_upload_shows_no_broken_tag(
     done = staticreg(moto, "publish", "--root", root, str(tar), "--compression", "none")
     assert _visible_tags_are_whole(client, "killed") >= 2
     assert "removing the lock of a publish that died" in done.stderr
+
+
+@pytest.mark.parametrize("blob_copies", [False, True])
+def test_round_trip_through_the_bucket(
+    blob_copies: bool,
+    moto: MotoServer,
+    tmp_path: Path,
+    nginx_factory: NginxFactory,
+    skopeo: daemons.Skopeo,
+    containerd: daemons.Containerd,
+) -> None:
+    """Directory to bucket to a new directory: verify passes, clients pull."""
+    origin, copy = tmp_path / "origin", tmp_path / "copy"
+    hello = images.write_docker_save(tmp_path / "h.tar", [images.hello_image()])
+    published = staticreg(moto, "publish", "--root", str(origin), str(hello.path))
+    [line] = published.stdout.splitlines()
+    bucket = f"s3://{BUCKET}/trip-{int(blob_copies)}"
+    flags = ["--blob-copies"] if blob_copies else []
+    staticreg(moto, "sync", str(origin), bucket, *flags)
+    staticreg(moto, "verify", "--root", bucket)
+    staticreg(moto, "sync", bucket, str(copy))
+    staticreg(moto, "verify", "--root", str(copy))
+
+    daemons.allow_traversal(copy)
+    conf = tmp_path / "nginx" / "nginx.conf"
+    conf.parent.mkdir()
+    staticreg(
+        moto,
+        "nginx",
+        "--root",
+        str(copy),
+        "--listen",
+        f"127.0.0.1:{daemons.free_port()}",
+        "-o",
+        str(conf),
+    )
+    server = nginx_factory(conf, conf.parent)
+    ref = f"{server.host}/test/img:v1"
+    assert skopeo.manifest_digest(f"docker://{ref}") == line.split("@")[1]
+    containerd.new_namespace()
+    containerd.pull(ref)
+    assert containerd.run(ref).strip() == HELLO

@@ -23,6 +23,45 @@ WORDS = [
 ]  # fmt: skip
 
 
+class CountingStore(MemoryStore):
+    """A memory store that remembers which keys were read, written or deleted,
+    and the Cache-Control each write asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read: list[str] = []
+        self.written: list[str] = []
+        self.deleted: list[str] = []
+        self.cache_controls: dict[str, str | None] = {}
+
+    def get(self, key: str) -> bytes:
+        self.read.append(key)
+        return super().get(key)
+
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        content_type: str | None = None,
+        *,
+        cache_control: str | None = None,
+        digest: str | None = None,
+    ) -> None:
+        self.written.append(key)
+        self.cache_controls[key] = cache_control
+        super().put(key, data, content_type, cache_control=cache_control)
+
+    def delete(self, key: str) -> None:
+        self.deleted.append(key)
+        super().delete(key)
+
+    def forget(self) -> None:
+        """Start counting again."""
+        self.read.clear()
+        self.written.clear()
+        self.deleted.clear()
+
+
 def _put_json(store: Store, doc: object) -> tuple[str, int]:
     raw = json.dumps(doc).encode()
     found = digestmod.of_bytes(raw)

@@ -4,33 +4,18 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
+import sample_trees
 from gen import synthetic
 
-from staticreg import paths
+from staticreg import api, paths
 from staticreg.errors import StaticregError
 from staticreg.gen import indexjson, site
 from staticreg.store import MemoryStore
 
 MARKUP = '<script>alert("x")</script><img src=x onerror=alert(1)> & "quoted"'
-
-
-class CountingStore(MemoryStore):
-    """A memory store that remembers which keys were written or deleted."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.written: list[str] = []
-        self.deleted: list[str] = []
-
-    def put(self, key: str, data: bytes, content_type: str | None = None) -> None:
-        self.written.append(key)
-        super().put(key, data, content_type)
-
-    def delete(self, key: str) -> None:
-        self.deleted.append(key)
-        super().delete(key)
 
 
 def _tree(store: MemoryStore, count: int, tags: int = 2) -> list[str]:
@@ -96,7 +81,7 @@ def test_referrers_from_the_record_are_listed() -> None:
 
 
 def test_publishing_one_repository_rewrites_only_what_changed() -> None:
-    store = CountingStore()
+    store = synthetic.CountingStore()
     names = _tree(store, 250)
     site.regenerate(store)
     answers = {k for k in store.objects if k.startswith("v1/search/")}
@@ -149,6 +134,26 @@ def test_home_pages_split_and_stale_ones_go() -> None:
     synthetic.catalog_of(store, names[: site.PAGE_SIZE])
     site.regenerate(store)
     assert paths.site_home(2) not in store.objects
+
+
+def test_site_of_a_bucket_blob_copies_tree_lists_its_repositories(
+    tmp_path: Path,
+) -> None:
+    store = synthetic.CountingStore()
+    inputs = sample_trees.inputs(tmp_path)
+    sample_trees.publish_into(store, inputs, layout="bucket-blob-copies")
+    assert paths.CATALOG not in store.objects  # this layout's is v2/_catalog
+    home = store.get(paths.site_home(1)).decode()
+    assert f"{len(sample_trees.REPOSITORIES)} repositories" in home
+    for name in sample_trees.REPOSITORIES:
+        assert f'href="r/{name}/index.html"' in home
+        assert paths.site_repository(name) in store.objects
+    site_keys = [k for k in store.cache_controls if k.startswith(("site/", "v1/"))]
+    assert site_keys and all(store.cache_controls[k] == api.SHORT for k in site_keys)
+
+    # A rebuild finds the layout in the tree's settings, and nothing to do.
+    report = site.regenerate(store)
+    assert report.unchanged == len(sample_trees.REPOSITORIES) and report.written == 0
 
 
 def test_base_url_sets_the_pull_host_and_is_kept() -> None:
