@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from staticreg import __version__, publish, sources, store, targets
+from staticreg import __version__, paths, publish, sources, store, targets
 from staticreg import digest as digestmod
 from staticreg.errors import StaticregError
 from staticreg.gen import cdn, nginx
@@ -416,9 +416,18 @@ def serve_command(root: str, listen: str) -> None:
 
 def _serve(root: str, host: str, port: int) -> None:
     from staticreg import server
+    from staticreg import tree as treemod
 
     with _errors():
         tree = open_tree(root)
+        layout = treemod.read_layout(tree, "serve")
+        if layout is not paths.DIRECTORY:
+            raise StaticregError(
+                f"cannot serve {root!r}: staticreg serve answers from directory "
+                f"trees, and this one has the {layout.name!r} layout",
+                hint=f"copy it with 'staticreg sync {root} DIR' and serve DIR, or "
+                "put a CDN in front of the bucket (staticreg cdn)",
+            )
         try:
             httpd = server.serve(tree, host, port)
         except OSError as err:
@@ -526,20 +535,15 @@ def inspect_command(root: str, as_json: bool, ref: str) -> None:
 )
 def index_command(root: str, base_url: str | None) -> None:
     """Rebuild the browse site, its JSON files and the docker search answers."""
-    from staticreg import catalog
+    from staticreg import tree as treemod
     from staticreg.gen import site
 
     with _errors():
         tree = open_tree(root)
         try:
-            if catalog.read_settings(tree) is None:
-                raise StaticregError(
-                    f"cannot index {root!r}: it is not a published tree "
-                    "(it has no staticreg.json)",
-                    hint="give --root the tree staticreg publish wrote",
-                )
+            layout = treemod.read_layout(tree, "index")
             with tree.lock():
-                report = site.regenerate(tree, None, base_url)
+                report = site.regenerate(tree, None, base_url, layout)
             log.info("%s", report)
         finally:
             tree.close()

@@ -56,9 +56,17 @@ class Plan:
         return self.compression in ("auto", source_kind)
 
 
+# The layer map's settings for a compressed layer kept as the source held it: its
+# bytes come from elsewhere, so they must never stand for our own compression.
+KEPT = "kept"
+
+
 @dataclass
 class StagedLayer:
-    """A layer's stored blob: staged for commit, or already in the tree."""
+    """A layer's stored blob: staged for commit, or already in the tree.
+
+    ``remember_as`` is the layer map settings the blob is recorded under once
+    committed (None: nothing to record)."""
 
     diff_id: Digest
     digest: Digest
@@ -66,7 +74,7 @@ class StagedLayer:
     kind: str
     settings_id: str
     writer: StagedWriter | None
-    compressed_now: bool
+    remember_as: str | None
 
 
 class _HashingSink:
@@ -84,16 +92,21 @@ def stage(layer: Layer, plan: Plan, store: Store, progress: Progress) -> StagedL
     """Read ``layer`` once and stage the blob the plan asks for.
 
     Raises DigestMismatch when the uncompressed bytes do not hash to the diff_id
-    the config records. Reuses a blob the layer map knows, after hashing the
-    source to prove it is the same layer.
+    the config records. When the tree already holds the blob the layer would
+    become, the source is only hashed, to prove it is that layer, and nothing is
+    compressed or written.
     """
     with layer.opener() as source:
         head = source.read(CHUNK_SIZE)
         kind = compression.sniff(head)
         target = plan.codec_for(kind)
-        known = _known_blob(store, layer.diff_id, target) if kind == "none" else None
+        keeps = plan.keeps(kind)
+        if keeps:
+            known = _kept_blob(store, layer, kind)
+        else:
+            known = _compressed_blob(store, layer.diff_id, target)
         if known is not None:
-            _verify_only(layer, source, head, progress)
+            _verify_only(layer, source, head, progress, raw=keeps and kind != "none")
             return StagedLayer(
                 layer.diff_id,
                 known[0],
@@ -101,46 +114,76 @@ def stage(layer: Layer, plan: Plan, store: Store, progress: Progress) -> StagedL
                 target.kind,
                 target.settings_id,
                 None,
-                False,
+                None,
             )
         return _stream(layer, source, head, kind, plan, target, store, progress)
 
 
-def _known_blob(
+def _compressed_blob(
     store: Store, diff_id: Digest, target: Codec
 ) -> tuple[Digest, int] | None:
+    """The blob the layer map records for ``diff_id`` compressed with ``target``."""
     if target.kind == "none":
         return None
+    return _mapped_blob(store, diff_id, target.settings_id)
+
+
+def _kept_blob(store: Store, layer: Layer, kind: str) -> tuple[Digest, int] | None:
+    """The blob a layer kept as it is would be, if the tree holds it already."""
+    if kind == "none":
+        # An uncompressed blob is the layer itself: its digest is the diff_id.
+        if store.stat(paths.blob(layer.diff_id)) == layer.size:
+            return layer.diff_id, layer.size
+        return None
+    # A compressed one is known by the digest the source names, and only if an
+    # earlier publish checked that its content has this diff_id.
+    stored = layer.stored
+    if stored is None or _mapped_blob(store, layer.diff_id, KEPT) != (
+        stored.digest,
+        stored.size,
+    ):
+        return None
+    return stored.digest, stored.size
+
+
+def _mapped_blob(
+    store: Store, diff_id: Digest, settings_id: str
+) -> tuple[Digest, int] | None:
     try:
-        entry = store.get(paths.layer_map(diff_id, target.settings_id)).decode()
+        entry = store.get(paths.layer_map(diff_id, settings_id)).decode()
         text, size_text = entry.split()
         found, size = digestmod.parse(text), int(size_text)
     except (KeyError, ValueError, UnicodeDecodeError):
         return None
     # The map is a cache: trust an entry only while its blob is there, whole.
     if store.stat(paths.blob(found)) != size:
-        log.debug("layer map entry for %s is stale; compressing again", diff_id.short)
+        log.debug("layer map entry for %s is stale; reading it again", diff_id.short)
         return None
     return found, size
 
 
 def remember(store: Store, staged: StagedLayer) -> None:
-    """Record a compressed layer in the layer map, once its blob is committed."""
-    if staged.compressed_now:
-        key = paths.layer_map(staged.diff_id, staged.settings_id)
+    """Record a layer in the layer map, once its blob is committed."""
+    if staged.remember_as is not None:
+        key = paths.layer_map(staged.diff_id, staged.remember_as)
         store.put(key, f"{staged.digest} {staged.size}\n".encode())
 
 
 def _verify_only(
-    layer: Layer, source: BinaryIO, head: bytes, progress: Progress
+    layer: Layer, source: BinaryIO, head: bytes, progress: Progress, raw: bool
 ) -> None:
+    """Hash the source: the uncompressed stream against the diff_id, or with
+    ``raw`` the stored stream against the source's own descriptor."""
     hasher = Hasher()
     hasher.update(head)
     progress(len(head))
     for chunk in _chunks(source):
         hasher.update(chunk)
         progress(len(chunk))
-    _check_diff_id(layer, hasher.digest())
+    if raw:
+        _check_stored(layer, hasher)
+    else:
+        _check_diff_id(layer, hasher.digest())
 
 
 def _stream(
@@ -178,6 +221,10 @@ def _stream(
         writer.discard()
         raise
     stored = sink.hasher
+    if not plan.keeps(kind):
+        remember_as: str | None = target.settings_id
+    else:
+        remember_as = KEPT if kind != "none" and layer.stored is not None else None
     return StagedLayer(
         layer.diff_id,
         stored.digest(),
@@ -185,7 +232,7 @@ def _stream(
         target.kind,
         target.settings_id,
         writer,
-        not plan.keeps(kind),
+        remember_as,
     )
 
 

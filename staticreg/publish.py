@@ -106,6 +106,7 @@ def publish(
             manifests.build(node, staged.layers) for node, _ in extra_referrers
         ]
         with store.lock():
+            tree.claim(store, tree_layout)
             _commit_blobs(store, staged, built + built_refs)
             published = _commit_pointers(
                 store, tree_layout, targets, built, extra_referrers, built_refs

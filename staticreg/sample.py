@@ -79,7 +79,9 @@ def write(path: str) -> str:
                 "Cmd": cmd,
                 "Labels": {
                     "org.opencontainers.image.title": "hello",
-                    "org.opencontainers.image.description": "The staticreg sample image",
+                    "org.opencontainers.image.description": (
+                        "The staticreg sample image"
+                    ),
                 },
             },
             "rootfs": {"type": "layers", "diff_ids": [diff_id]},

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from staticreg import catalog, paths
+from staticreg import catalog, paths, tree
 from staticreg.gen import indexjson, summary
 from staticreg.model import JSON
 from staticreg.store import Store
@@ -16,11 +16,13 @@ from staticreg.store import Store
 
 def entries(store: Store) -> list[JSON]:
     """Every repository's search entry: name, description, tag count, update."""
+    layout = tree.read_layout(store, "search")
     found = indexjson.read_entries(store, paths.SEARCH_JSON)
     if found is not None:
         return [found[name] for name in sorted(found)]
     reader = summary.Reader(store)
-    repos = (reader.repository(name) for name in sorted(catalog.read_names(store)))
+    names = sorted(catalog.read_names(store, layout))
+    repos = (reader.repository(name) for name in names)
     return [
         indexjson.search_entry(indexjson.repository_entry(repo))
         for repo in repos

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from staticreg import catalog, paths, reference
+from staticreg import catalog, paths, reference, tree
 from staticreg import digest as digestmod
-from staticreg.errors import InvalidReference
+from staticreg.errors import InvalidReference, StoreError
 from staticreg.model import JSON
 from staticreg.store import Store
 
@@ -42,8 +42,9 @@ def _record(store: Store, name: str) -> catalog.RepositoryRecord:
 
 def ls(store: Store, name: str | None, as_json: bool) -> str:
     """Repositories with their tag counts, or one repository's tags."""
+    layout = tree.read_layout(store, "list")
     if name is None:
-        names = catalog.read_names(store)
+        names = catalog.read_names(store, layout)
         records = [_record(store, n) for n in names]
         if as_json:
             return json.dumps(
@@ -75,8 +76,23 @@ def _platforms(record: catalog.RepositoryRecord, manifest_digest: str) -> list[s
     return record.platforms(manifest_digest)
 
 
+def _get(store: Store, key: str) -> bytes:
+    try:
+        return store.get(key)
+    except KeyError:
+        raise StoreError(
+            f"cannot read {key!r} in {store.url}: it is missing",
+            hint=f"run staticreg verify --root {store.url}",
+        ) from None
+
+
 def resolve(store: Store, text: str) -> tuple[reference.Reference, JSON]:
     """A published tag or digest, and its descriptor (mediaType, digest, size)."""
+    tree.read_layout(store, "read")
+    return _resolve(store, text)
+
+
+def _resolve(store: Store, text: str) -> tuple[reference.Reference, JSON]:
     ref = reference.parse(text)
     record = _record(store, ref.repository)
     found = ref.digest or _tag_digest(record, ref)
@@ -96,16 +112,17 @@ def resolve(store: Store, text: str) -> tuple[reference.Reference, JSON]:
 def inspect(store: Store, text: str, as_json: bool) -> str:
     """Manifest, config summary and layers of a tag or digest; the platforms of
     an index; and the referrers (signatures, SBOMs) of either."""
-    ref, desc = resolve(store, text)
+    layout = tree.read_layout(store, "inspect")
+    ref, desc = _resolve(store, text)
     record = _record(store, ref.repository)
     found = digestmod.parse(desc["digest"])
     manifest = json.loads(
-        store.get(paths.manifest(ref.repository, found, desc["mediaType"]))
+        _get(store, layout.manifest(ref.repository, found, desc["mediaType"]))
     )
     summary = None
     if "config" in manifest and "layers" in manifest:
         config = json.loads(
-            store.get(paths.blob(digestmod.parse(manifest["config"]["digest"])))
+            _get(store, paths.blob(digestmod.parse(manifest["config"]["digest"])))
         )
         summary = _config_summary(config) if "rootfs" in config else None
     attached = record.referrers.get(str(found), [])

@@ -183,13 +183,15 @@ def sync(
     """
     if source.url == dest.url:
         raise Conflict(f"cannot sync {source.url} onto itself", hint="name another DST")
-    source_layout = read_layout(source, "sync from")
+    source_layout = tree.read_layout(source, "sync from")
     dest_layout = _dest_layout(dest, blob_copies)
     view = DiffStore(dest, dry_run)
     run = _Sync(source, source_layout, view, dest_layout, delete)
     with view.lock():
         run.repositories()
         run.tree_files()
+        if delete:
+            run.remove_repositories()
         run.private_and_site()
         if delete:
             run.remove_blobs()
@@ -204,26 +206,6 @@ def sync(
         " (dry run: nothing changed)" if dry_run else "",
     )
     return report
-
-
-def read_layout(store: Store, action: str) -> paths.Layout:
-    """The layout an existing tree records; ``action`` ('sync from', 'verify')
-    says in errors what needed it."""
-    settings = catalog.read_settings(store)
-    if settings is None:
-        raise StoreError(
-            f"cannot {action} {store.url}: it is not a staticreg tree "
-            f"(it has no {paths.SETTINGS})",
-            hint="name the root staticreg publish or sync wrote",
-        )
-    version = settings.get("format")
-    if not isinstance(version, int) or version > paths.FORMAT_VERSION:
-        raise Conflict(
-            f"cannot {action} {store.url}: its format {version!r} is newer than "
-            f"this staticreg understands ({paths.FORMAT_VERSION})",
-            hint="upgrade staticreg",
-        )
-    return paths.layout_named(settings.get("layout", "directory"))
 
 
 def _dest_layout(dest: Store, blob_copies: bool) -> paths.Layout:
@@ -268,9 +250,12 @@ class _Sync:
                 new_keys = records.keys(self.dest_layout, record)
                 stale = records.keys(self.dest_layout, old).removal_order(new_keys)
                 self._remove(stale)
-        if self.delete:
-            for name in sorted(set(self.before) - set(self.names)):
-                self._remove_repository(name)
+
+    def remove_repositories(self) -> None:
+        """Remove the repositories the source no longer has, once the catalog
+        no longer lists them."""
+        for name in sorted(set(self.before) - set(self.names)):
+            self._remove_repository(name)
 
     def repository(self, record: RepositoryRecord) -> None:
         manifests = self._read_manifests(record)

@@ -18,7 +18,7 @@ from staticreg import __version__, api, catalog, mediatypes, paths, referrers
 from staticreg import digest as digestmod
 from staticreg.catalog import RepositoryRecord, TagEntry
 from staticreg.digest import Digest
-from staticreg.errors import Conflict
+from staticreg.errors import Conflict, StoreError
 from staticreg.model import JSON
 from staticreg.store import StagedWriter, Store
 
@@ -62,14 +62,33 @@ def check_tree(store: Store) -> JSON | None:
                 hint="give --root an empty or new folder",
             )
         return None
-    version = settings.get("format")
+    _check_format(store, settings, "publish into")
+    return settings
+
+
+def read_layout(store: Store, action: str) -> paths.Layout:
+    """The layout of the published tree in ``store``, for commands that read one;
+    ``action`` ('list', 'sync from', 'verify') says in errors what needed it.
+    Refuses a store with no tree, or a tree of a newer format."""
+    settings = catalog.read_settings(store)
+    if settings is None:
+        raise StoreError(
+            f"cannot {action} {store.url}: it is not a staticreg tree "
+            f"(it has no {paths.SETTINGS})",
+            hint="give --root the tree staticreg publish or sync wrote",
+        )
+    _check_format(store, settings, action)
+    return paths.layout_named(settings.get("layout", "directory"))
+
+
+def _check_format(store: Store, settings: JSON, action: str) -> None:
+    version = settings.get("format") if isinstance(settings, dict) else None
     if not isinstance(version, int) or version > paths.FORMAT_VERSION:
         raise Conflict(
-            f"cannot publish into {store.url}: its format {version!r} is newer than "
+            f"cannot {action} {store.url}: its format {version!r} is newer than "
             f"this staticreg understands ({paths.FORMAT_VERSION})",
             hint="upgrade staticreg",
         )
-    return settings
 
 
 def commit_blob(
@@ -120,16 +139,39 @@ def write_tree_files(store: Store, layout: paths.Layout, names: Sequence[str]) -
             cache_control=api.SHORT,
         )
     if catalog.read_settings(store) is None:
-        settings = {
-            "format": paths.FORMAT_VERSION,
-            "layout": layout.name,
-            "generator": f"staticreg {__version__}",
-        }
-        store.put(
-            paths.SETTINGS,
-            (json.dumps(settings, indent=2) + "\n").encode(),
-            "application/json",
+        _write_settings(store, layout)
+
+
+def claim(store: Store, layout: paths.Layout) -> None:
+    """Under the tree's lock, before anything else is written: record a new
+    tree's settings first, so that a publisher checking the tree meanwhile finds
+    a tree rather than a folder of stray files; for an existing tree, check
+    again that it has ``layout``, as another publisher may have made it since."""
+    settings = catalog.read_settings(store)
+    if settings is None:
+        _write_settings(store, layout)
+        return
+    _check_format(store, settings, "publish into")
+    recorded = str(settings.get("layout", "directory"))
+    if recorded != layout.name:
+        raise Conflict(
+            f"cannot publish into {store.url} with layout {layout.name!r}: the tree "
+            f"uses {recorded!r}",
+            hint="a tree keeps the layout it was created with; drop the option",
         )
+
+
+def _write_settings(store: Store, layout: paths.Layout) -> None:
+    settings = {
+        "format": paths.FORMAT_VERSION,
+        "layout": layout.name,
+        "generator": f"staticreg {__version__}",
+    }
+    store.put(
+        paths.SETTINGS,
+        (json.dumps(settings, indent=2) + "\n").encode(),
+        "application/json",
+    )
 
 
 def write_repository(

@@ -71,7 +71,7 @@ class Report:
 def verify(store: Store, fix: bool = False) -> Report:
     """Check the tree in ``store``; with ``fix``, rebuild its derived files under
     the tree's lock and check again (reusing the blobs' hashes)."""
-    layout = sync.read_layout(store, "verify")
+    layout = tree.read_layout(store, "verify")
     if not fix:
         return _check(store, layout).report()
     with store.lock():
@@ -120,6 +120,8 @@ class _Checker:
         # Per repository, the manifests that are there and whole, in order.
         self.manifests: dict[str, dict[str, bytes]] = {}
         self.stray_tags: dict[str, list[str]] = {}
+        # Repositories the catalog lists that have tag objects but no record.
+        self.orphans: list[str] = []
 
     def problem(self, text: str, fixable: bool = False) -> None:
         self.problems.append(Problem(text, fixable))
@@ -314,18 +316,26 @@ class _Checker:
                     fixable=True,
                 )
 
+    def tag_objects(self, name: str) -> list[str]:
+        """The keys of every tag object of repository ``name``."""
+        folder = self.layout.tag(name, "_", mediatypes.OCI_MANIFEST).rpartition("/")[0]
+        found = []
+        for key in self.store.list(folder + "/"):
+            rest = key[len(folder) + 1 :]
+            # Skip nested repositories and, in URL layouts, manifests by digest.
+            if "/" not in rest and ":" not in rest:
+                found.append(key)
+        return found
+
     def check_stray_tags(self, record: RepositoryRecord) -> None:
         """Tag objects the record does not know (a tag removed, a media type
         changed) would still answer pulls."""
         name = record.name
-        folder = self.layout.tag(name, "_", mediatypes.OCI_MANIFEST).rpartition("/")[0]
         wanted = {
             self.layout.tag(name, t, e.media_type) for t, e in record.tags.items()
         }
-        for key in self.store.list(folder + "/"):
-            rest = key[len(folder) + 1 :]
-            # Skip nested repositories and, in URL layouts, manifests by digest.
-            if "/" in rest or ":" in rest or key in wanted:
+        for key in self.tag_objects(name):
+            if key in wanted:
                 continue
             self.problem(
                 f"tag object {key} is not in the record of {name}", fixable=True
@@ -369,6 +379,16 @@ class _Checker:
     def check_catalog(self, listed: list[str], names: list[str]) -> None:
         extra = sorted(set(listed) - set(names))
         missing = sorted(set(names) - set(listed))
+        self.orphans = [name for name in extra if self.tag_objects(name)]
+        for name in self.orphans:
+            # The record is the authority: nothing can rebuild it, and its tags
+            # still answer pulls, so the catalog keeps listing the repository.
+            self.problem(
+                f"repository {name} has no record ({paths.repository_record(name)})"
+                " but its tags are still served; restore the record from a copy "
+                "of the tree"
+            )
+        extra = [name for name in extra if name not in self.orphans]
         if extra:
             self.problem(
                 f"catalog lists {', '.join(extra)}, which have no record", fixable=True
@@ -418,6 +438,6 @@ def _repair(store: Store, layout: paths.Layout, found: _Checker) -> None:
         tree.write_repository(view, layout, record, raw, tags, subjects)
         for key in found.stray_tags.get(name, []):
             view.delete(key)
-    tree.write_tree_files(view, layout, sorted(found.records))
+    tree.write_tree_files(view, layout, sorted([*found.records, *found.orphans]))
     for change in view.changes:
         log.info("fixed: %s", change)

@@ -11,9 +11,9 @@ from typing import BinaryIO
 import pytest
 import zstandard
 
-from staticreg import digest, paths, pipeline
+from staticreg import digest, mediatypes, paths, pipeline
 from staticreg.errors import DigestMismatch
-from staticreg.model import Layer
+from staticreg.model import Descriptor, Layer
 from staticreg.pipeline import Plan
 from staticreg.store import MemoryStore
 
@@ -109,7 +109,7 @@ def test_layer_map_skips_compression_on_republish() -> None:
     pipeline.remember(store, first)
 
     again = _stage(_layer(PLAIN), Plan("gzip"), store)
-    assert again.writer is None and not again.compressed_now
+    assert again.writer is None and again.remember_as is None
     assert (again.digest, again.size) == (first.digest, first.size)
 
 
@@ -121,7 +121,7 @@ def test_layer_map_refuses_a_stale_entry() -> None:
     store.put(paths.blob(first.digest), b"truncated")  # size no longer matches
 
     again = _stage(_layer(PLAIN), Plan("gzip"), store)
-    assert again.writer is not None and again.compressed_now
+    assert again.writer is not None and again.remember_as == first.remember_as
 
 
 def test_layer_map_still_verifies_the_source() -> None:
@@ -132,3 +132,70 @@ def test_layer_map_still_verifies_the_source() -> None:
     tampered = _layer(PLAIN[:-1] + b"!")
     with pytest.raises(DigestMismatch):
         pipeline.stage(tampered, Plan("gzip"), store, lambda n: None)
+
+
+def test_uncompressed_layer_in_the_tree_is_only_hashed() -> None:
+    store = MemoryStore()
+    first = _stage(_layer(PLAIN), Plan("none"), store)
+    _committed(store, first)
+
+    again = _stage(_layer(PLAIN), Plan("none"), store)
+    assert again.writer is None and again.digest == digest.of_bytes(PLAIN)
+    with pytest.raises(DigestMismatch, match="has diff_id"):
+        pipeline.stage(_layer(PLAIN[:-1] + b"!"), Plan("none"), store, lambda n: None)
+
+
+def _kept_layer(data: bytes) -> Layer:
+    stored = Descriptor(mediatypes.OCI_LAYER_GZIP, digest.of_bytes(data), len(data))
+
+    def opener() -> BinaryIO:
+        return io.BytesIO(data)
+
+    return Layer(opener, digest.of_bytes(PLAIN), "kept", len(data), stored)
+
+
+def test_kept_layer_in_the_tree_is_hashed_but_not_decompressed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = gzip.compress(PLAIN, mtime=0)
+    store = MemoryStore()
+    first = _stage(_kept_layer(source), Plan("auto"), store)
+    assert first.remember_as == pipeline.KEPT
+    _committed(store, first)
+    pipeline.remember(store, first)
+
+    def no_decoding(*args: object) -> None:
+        raise AssertionError("a layer the tree holds was decompressed again")
+
+    monkeypatch.setattr(pipeline.compression, "Decoder", no_decoding)
+    again = _stage(_kept_layer(source), Plan("auto"), store)
+    assert again.writer is None and again.digest == first.digest
+    # Bytes other than the descriptor's are refused even so.
+    tampered = _kept_layer(source)
+    tampered = Layer(
+        lambda: io.BytesIO(source[:-1] + b"!"),
+        tampered.diff_id,
+        "kept",
+        len(source),
+        tampered.stored,
+    )
+    with pytest.raises(DigestMismatch, match="but its manifest expects"):
+        pipeline.stage(tampered, Plan("auto"), store, lambda n: None)
+
+
+def test_kept_layer_without_a_map_entry_is_checked_in_full() -> None:
+    source = gzip.compress(PLAIN, mtime=0)
+    store = MemoryStore()
+    store.put(paths.blob(digest.of_bytes(source)), source)
+    # The blob is there, but nothing proved it holds this diff_id: read it all.
+    staged = _stage(_kept_layer(source), Plan("auto"), store)
+    assert staged.writer is not None
+    wrong = Layer(
+        lambda: io.BytesIO(source),
+        digest.of_bytes(b"x"),
+        "kept",
+        len(source),
+        _kept_layer(source).stored,
+    )
+    with pytest.raises(DigestMismatch, match="has diff_id"):
+        pipeline.stage(wrong, Plan("auto"), store, lambda n: None)

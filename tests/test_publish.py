@@ -7,7 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from staticreg import catalog, digest, mediatypes, paths, publish, sources, targets
+from staticreg import (
+    catalog,
+    digest,
+    mediatypes,
+    paths,
+    pipeline,
+    publish,
+    sources,
+    targets,
+    tree,
+)
 from staticreg.errors import Conflict
 from staticreg.pipeline import Plan
 from staticreg.store import DirectoryStore
@@ -136,17 +146,25 @@ def test_moving_a_tag_replaces_it_and_keeps_the_old_digest(
     }
 
 
-def test_republish_reuses_compressed_layers(
-    tmp_path: Path, hello_tar: images.SavedTarball
+@pytest.mark.parametrize("compression", ["auto", "zstd", "none"])
+def test_republish_compresses_and_writes_nothing_again(
+    tmp_path: Path,
+    hello_tar: images.SavedTarball,
+    monkeypatch: pytest.MonkeyPatch,
+    compression: str,
 ) -> None:
     root = tmp_path / "tree"
-    _publish(root, hello_tar.path)
-    layer_maps = sorted((root / ".staticreg/layers").iterdir())
-    assert len(layer_maps) == 2
-    before = {p: p.stat().st_mtime_ns for p in (root / "blobs/sha256").iterdir()}
-    _publish(root, hello_tar.path)
-    after = {p: p.stat().st_mtime_ns for p in (root / "blobs/sha256").iterdir()}
-    assert before == after
+    first = _publish(root, hello_tar.path, plan=Plan(compression))
+    if compression != "none":
+        assert len(list((root / ".staticreg/layers").iterdir())) == 2
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a layer the tree holds was staged again")
+
+    monkeypatch.setattr(pipeline.compression, "open_writer", refuse)
+    monkeypatch.setattr(DirectoryStore, "staged_writer", refuse)
+    again = _publish(root, hello_tar.path, plan=Plan(compression))
+    assert [p.digest for p in again] == [p.digest for p in first]
 
 
 def test_one_tag_for_several_images_is_refused(tmp_path: Path) -> None:
@@ -168,3 +186,32 @@ def test_refuses_a_folder_that_is_not_a_tree(
     with pytest.raises(Conflict, match="it is not a staticreg tree"):
         _publish(root, hello_tar.path)
     assert sorted(p.name for p in root.iterdir()) == ["notes.txt"]
+
+
+def test_new_tree_is_a_tree_while_its_first_publish_commits(
+    tmp_path: Path, hello_tar: images.SavedTarball, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A second publisher checks the tree before it waits for the lock: at the
+    # first publish's busiest moment (blobs in place, no pointer yet) it must
+    # find a tree it may publish into, not a folder of stray files.
+    seen = []
+    commit_pointers = publish._commit_pointers
+
+    def check_then_commit(store, *args, **kwargs):  # type: ignore[no-untyped-def]
+        assert list(store.list("blobs/"))
+        seen.append(tree.check_tree(store))
+        return commit_pointers(store, *args, **kwargs)
+
+    monkeypatch.setattr(publish, "_commit_pointers", check_then_commit)
+    _publish(tmp_path / "new", hello_tar.path)
+    assert seen and seen[0]["layout"] == "directory"
+
+
+def test_layout_is_checked_again_under_the_lock(
+    tmp_path: Path, hello_tar: images.SavedTarball
+) -> None:
+    store = DirectoryStore(str(tmp_path / "tree"))
+    # Made by another publisher after this one looked and found nothing.
+    tree.claim(store, paths.layout_named("directory"))
+    with pytest.raises(Conflict, match="the tree uses 'directory'"):
+        tree.claim(store, paths.layout_named("bucket"))

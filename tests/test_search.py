@@ -61,5 +61,5 @@ def test_index_builds_the_site_and_records_the_base_url(tmp_path: Path) -> None:
 
 def test_index_refuses_a_folder_that_is_not_a_tree(tmp_path: Path) -> None:
     code, _, err = run("index", "--root", str(tmp_path / "nothing"))
-    assert code == 1 and "not a published tree" in err
+    assert code == 1 and "not a staticreg tree" in err
     assert not (tmp_path / "nothing").exists()

@@ -196,6 +196,11 @@ def test_delete_removes_what_the_source_no_longer_has(
     # What the source changed: the catalog and the site; the rest is removals.
     assert all(k == layout.catalog or k.startswith(("site/", "v1/")) for k in written)
 
+    # The catalog stops listing a repository before its keys go.
+    order = planned.changes
+    gone = [i for i, c in enumerate(order) if c.startswith("- ") and "lay/signed" in c]
+    assert order.index(f"+ {layout.catalog}") < min(gone)
+
     done = sync.sync(smaller, bucket, delete=True)
     assert done.changes == planned.changes
     assert not [k for k in bucket.list("") if "lay/signed" in k]

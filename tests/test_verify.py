@@ -158,6 +158,33 @@ def test_fix_removes_a_tag_object_the_record_does_not_know(
     assert tree.stat(stray) is None
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_lost_record_is_reported_and_never_dropped(
+    layout: str, inputs: list[Path]
+) -> None:
+    store = MemoryStore()
+    sample_trees.publish_into(store, inputs, layout)
+    store.delete(paths.repository_record("test/img"))
+    expected = [
+        "repository test/img has no record (repositories/test/img/_repository.json)"
+        " but its tags are still served; restore the record from a copy of the tree"
+    ]
+    assert _texts(verify.verify(store)) == expected
+    # --fix cannot rebuild the authority, and keeps the repository listed.
+    assert _texts(verify.verify(store, fix=True)) == expected
+    assert "test/img" in catalog.read_names(store, paths.layout_named(layout))
+
+
+def test_catalog_entry_of_a_removed_repository_is_fixed(tree: DirectoryStore) -> None:
+    names = catalog.read_names(tree)
+    tree.put(paths.CATALOG, catalog.catalog_bytes([*names, "gone/repo"]))
+    assert _texts(verify.verify(tree)) == [
+        "catalog lists gone/repo, which have no record"
+    ]
+    assert verify.verify(tree, fix=True).ok
+    assert catalog.read_names(tree) == names
+
+
 def test_cli_prints_problems_and_exits_non_zero(
     tmp_path: Path, hello_tar: images.SavedTarball
 ) -> None:

@@ -22,9 +22,14 @@ pytestmark = pytest.mark.e2e
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-    "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 MARKUP = '<img src=x onerror="window.__xss=1"><b>bold</b> & "quotes"'
@@ -36,16 +41,21 @@ def site_tree(tmp_path_factory: pytest.TempPathFactory) -> Tree:
     work = tmp_path_factory.mktemp("browse")
     published = Tree(work / "registry")
     labels = (
-        ("org.opencontainers.image.description",
-         "Greets the world from a static registry. " + MARKUP),
+        (
+            "org.opencontainers.image.description",
+            "Greets the world from a static registry. " + MARKUP,
+        ),
         ("org.opencontainers.image.source", "https://example.com/hello"),
         ("org.opencontainers.image.licenses", "Apache-2.0"),
         ("com.example.note", MARKUP),
     )
     hello = dataclasses.replace(images.hello_image(("web/hello:1.0",)), labels=labels)
     published.publish(images.write_docker_save(work / "hello.tar", [hello]).path)
-    published.publish(images.write_docker_save(work / "hello.tar", [hello]).path,
-                      "--tag", "web/hello:latest")
+    published.publish(
+        images.write_docker_save(work / "hello.tar", [hello]).path,
+        "--tag",
+        "web/hello:latest",
+    )
     busybox = dataclasses.replace(
         images.busybox_image(("tools/busybox:1.36",)),
         labels=(("org.opencontainers.image.description", "Small unix tools"),),
@@ -58,15 +68,27 @@ def site_tree(tmp_path_factory: pytest.TempPathFactory) -> Tree:
 
 
 @pytest.fixture(scope="module")
-def site_nginx(tmp_path_factory: pytest.TempPathFactory,
-               site_tree: Tree) -> Iterator[daemons.Nginx]:
+def site_nginx(
+    tmp_path_factory: pytest.TempPathFactory, site_tree: Tree
+) -> Iterator[daemons.Nginx]:
     prefix = tmp_path_factory.mktemp("browse-nginx")
     conf = prefix / "nginx.conf"
     port = daemons.free_port()
     subprocess.run(
-        [sys.executable, "-m", "staticreg", "nginx", "--root", str(site_tree.root),
-         "--listen", f"127.0.0.1:{port}", "-o", str(conf)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "staticreg",
+            "nginx",
+            "--root",
+            str(site_tree.root),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "-o",
+            str(conf),
+        ],
+        check=True,
+        capture_output=True,
     )
     factory = NginxFactory()
     try:
@@ -76,8 +98,9 @@ def site_nginx(tmp_path_factory: pytest.TempPathFactory,
 
 
 @pytest.fixture(scope="module")
-def site_serve(tmp_path_factory: pytest.TempPathFactory,
-               site_tree: Tree) -> Iterator[Serve]:
+def site_serve(
+    tmp_path_factory: pytest.TempPathFactory, site_tree: Tree
+) -> Iterator[Serve]:
     with Serve(tmp_path_factory.mktemp("browse-serve"), site_tree.root) as server:
         yield server
 
@@ -86,8 +109,7 @@ def site_serve(tmp_path_factory: pytest.TempPathFactory,
 def browser() -> Iterator[Browser]:
     daemons.require("chromium")
     with sync_playwright() as playwright:
-        found = playwright.chromium.launch(executable_path=CHROMIUM,
-                                           args=CHROMIUM_ARGS)
+        found = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             yield found
         finally:
@@ -103,8 +125,9 @@ def page(browser: Browser) -> Iterator[Page]:
     opened = context.new_page()
     errors: list[str] = []
     opened.on("pageerror", lambda err: errors.append(str(err)))
-    opened.on("console", lambda msg: errors.append(msg.text)
-              if msg.type == "error" else None)
+    opened.on(
+        "console", lambda msg: errors.append(msg.text) if msg.type == "error" else None
+    )
     try:
         yield opened
         assert errors == []  # no script errors, no refused loads
@@ -123,8 +146,11 @@ def test_home_lists_repositories_and_search_filters(
     base = _base(kind, site_nginx, site_serve)
     page.goto(base + "/")
     listing = page.locator("#listing .repos .name")
-    assert listing.all_inner_texts() == ["team/api-server", "tools/busybox",
-                                         "web/hello"]
+    assert listing.all_inner_texts() == [
+        "team/api-server",
+        "tools/busybox",
+        "web/hello",
+    ]
     host = base.removeprefix("http://")
     assert page.locator(".lead [data-host]").inner_text() == host
 
@@ -149,7 +175,10 @@ def test_home_lists_repositories_and_search_filters(
 
 @pytest.mark.parametrize("kind", ["nginx", "serve"])
 def test_repository_page_shows_tags_and_copies_the_pull_command(
-    kind: str, page: Page, site_tree: Tree, site_nginx: daemons.Nginx,
+    kind: str,
+    page: Page,
+    site_tree: Tree,
+    site_nginx: daemons.Nginx,
     site_serve: Serve,
 ) -> None:
     base = _base(kind, site_nginx, site_serve)
@@ -162,8 +191,10 @@ def test_repository_page_shows_tags_and_copies_the_pull_command(
     rows = page.locator("table.tags tbody tr")
     assert sorted(rows.locator("th").all_inner_texts()) == ["1.0", "latest"]
     commands = rows.locator("td.pull code").all_inner_texts()
-    assert sorted(commands) == [f"docker pull {host}/web/hello:1.0",
-                                f"docker pull {host}/web/hello:latest"]
+    assert sorted(commands) == [
+        f"docker pull {host}/web/hello:1.0",
+        f"docker pull {host}/web/hello:latest",
+    ]
     digest = site_tree.digests["web/hello:1.0"]
     assert rows.first.locator("code[title]").get_attribute("title") == digest
     assert "linux/amd64" in rows.first.inner_text()
@@ -181,9 +212,7 @@ def test_repository_page_shows_tags_and_copies_the_pull_command(
         page.screenshot(path=str(ARTIFACTS / "browse-repository.png"), full_page=True)
 
 
-def test_markup_in_labels_shows_as_text(
-    page: Page, site_nginx: daemons.Nginx
-) -> None:
+def test_markup_in_labels_shows_as_text(page: Page, site_nginx: daemons.Nginx) -> None:
     page.goto(site_nginx.url + "/r/web/hello/index.html")
     assert MARKUP in page.locator("p.description").inner_text()
     assert MARKUP in page.locator("dl.labels").first.inner_text()
@@ -199,8 +228,9 @@ def test_markup_in_labels_shows_as_text(
     assert page.get_by_role("link", name="https://example.com/hello").count() == 1
 
 
-def test_site_works_without_javascript(browser: Browser,
-                                       site_nginx: daemons.Nginx) -> None:
+def test_site_works_without_javascript(
+    browser: Browser, site_nginx: daemons.Nginx
+) -> None:
     context = browser.new_context(java_script_enabled=False)
     try:
         page = context.new_page()
@@ -208,7 +238,9 @@ def test_site_works_without_javascript(browser: Browser,
         names = page.locator("#listing .repos .name").all_inner_texts()
         assert names == ["team/api-server", "tools/busybox", "web/hello"]
         page.goto(site_nginx.url + "/r/tools/busybox/")
-        assert "docker pull HOST/tools/busybox:1.36" in page.locator(
-            "table.tags").inner_text()
+        assert (
+            "docker pull HOST/tools/busybox:1.36"
+            in page.locator("table.tags").inner_text()
+        )
     finally:
         context.close()

@@ -16,8 +16,13 @@ def _search(dockerd: daemons.Dockerd, host: str, term: str, *extra: str) -> list
 
 
 @pytest.mark.parametrize("server_kind", ["nginx", "serve"])
-def test_docker_search(server_kind: str, tree: Tree, nginx_session: daemons.Nginx,
-                       serve: Serve, dockerd: daemons.Dockerd) -> None:
+def test_docker_search(
+    server_kind: str,
+    tree: Tree,
+    nginx_session: daemons.Nginx,
+    serve: Serve,
+    dockerd: daemons.Dockerd,
+) -> None:
     host = nginx_session.host if server_kind == "nginx" else serve.host
     assert _search(dockerd, host, "busy") == ["e2e/busybox"]
     assert _search(dockerd, host, "BusyBox") == ["e2e/busybox"]

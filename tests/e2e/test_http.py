@@ -93,14 +93,16 @@ def _cases(tree: Tree) -> list[tuple[str, str, dict[str, str], int, str | None]]
     ]
 
 
-def _request(base: str, method: str, path: str,
-             headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+def _request(
+    base: str, method: str, path: str, headers: dict[str, str]
+) -> tuple[int, dict[str, str], bytes]:
     return daemons.http_get(base + path, headers=headers, method=method)
 
 
 @pytest.mark.parametrize("server_kind", ["nginx", "serve"])
-def test_request_table(server_kind: str, tree: Tree, nginx_session: daemons.Nginx,
-                       serve: Serve) -> None:
+def test_request_table(
+    server_kind: str, tree: Tree, nginx_session: daemons.Nginx, serve: Serve
+) -> None:
     base = nginx_session.url if server_kind == "nginx" else serve.url
     for method, path, headers, status, error in _cases(tree):
         got, answer, body = _request(base, method, path, headers)
@@ -116,13 +118,19 @@ def test_request_table(server_kind: str, tree: Tree, nginx_session: daemons.Ngin
 
 
 @pytest.mark.parametrize("server_kind", ["nginx", "serve"])
-def test_manifest_headers(server_kind: str, tree: Tree, nginx_session: daemons.Nginx,
-                          serve: Serve) -> None:
+def test_manifest_headers(
+    server_kind: str, tree: Tree, nginx_session: daemons.Nginx, serve: Serve
+) -> None:
     base = nginx_session.url if server_kind == "nginx" else serve.url
     manifest = tree.digests["e2e/gzip:1"]
-    raw = (tree.root / paths.manifest(
-        "e2e/gzip", __import__("staticreg.digest").digest.parse(manifest),
-        OCI_MANIFEST)).read_bytes()
+    raw = (
+        tree.root
+        / paths.manifest(
+            "e2e/gzip",
+            __import__("staticreg.digest").digest.parse(manifest),
+            OCI_MANIFEST,
+        )
+    ).read_bytes()
 
     status, by_tag, body = _request(base, "HEAD", "/v2/e2e/gzip/manifests/1", {})
     assert status == 200 and body == b""
@@ -139,18 +147,21 @@ def test_manifest_headers(server_kind: str, tree: Tree, nginx_session: daemons.N
 
 
 @pytest.mark.parametrize("server_kind", ["nginx", "serve"])
-def test_blob_range_and_headers(server_kind: str, tree: Tree,
-                                nginx_session: daemons.Nginx, serve: Serve) -> None:
+def test_blob_range_and_headers(
+    server_kind: str, tree: Tree, nginx_session: daemons.Nginx, serve: Serve
+) -> None:
     base = nginx_session.url if server_kind == "nginx" else serve.url
     layer = _blobs(tree, "e2e/gzip")[-1]
     data = (tree.root / "blobs/sha256" / layer.split(":")[1]).read_bytes()
-    _, full, body = _request(base, "GET", f"/v2/e2e/gzip/blobs/{layer}",
-                             {"Accept-Encoding": "gzip"})
+    _, full, body = _request(
+        base, "GET", f"/v2/e2e/gzip/blobs/{layer}", {"Accept-Encoding": "gzip"}
+    )
     assert body == data and full["Docker-Content-Digest"] == layer
     assert full["Content-Type"] == "application/octet-stream"
     assert "Content-Encoding" not in full
-    status, part, body = _request(base, "GET", f"/v2/e2e/gzip/blobs/{layer}",
-                                  {"Range": f"bytes={len(data) - 5}-"})
+    status, part, body = _request(
+        base, "GET", f"/v2/e2e/gzip/blobs/{layer}", {"Range": f"bytes={len(data) - 5}-"}
+    )
     assert status == 206 and body == data[-5:]
     assert part["Content-Range"] == f"bytes {len(data) - 5}-{len(data) - 1}/{len(data)}"
 
@@ -178,15 +189,22 @@ SITE_AND_SEARCH = [
 ]
 
 
-def test_site_and_search_answer_alike(tree: Tree, nginx_session: daemons.Nginx,
-                                      serve: Serve) -> None:
+def test_site_and_search_answer_alike(
+    tree: Tree, nginx_session: daemons.Nginx, serve: Serve
+) -> None:
     for path in SITE_AND_SEARCH:
         answers = []
         for base in (nginx_session.url, serve.url):
             status, headers, body = _request(base, "GET", path, {})
             assert status == 200, f"{base}{path}: {status}"
-            answers.append((headers["Content-Type"], headers.get("Cache-Control"),
-                            headers.get("X-Content-Type-Options"), body))
+            answers.append(
+                (
+                    headers["Content-Type"],
+                    headers.get("Cache-Control"),
+                    headers.get("X-Content-Type-Options"),
+                    body,
+                )
+            )
         assert answers[0] == answers[1], path
     assert answers[0][0] == "application/json"
     assert json.loads(answers[0][3])["query"] == ""  # a term no name can start
@@ -201,16 +219,22 @@ def test_search_answers_docker_shape(tree: Tree, serve: Serve) -> None:
     assert [r["name"] for r in doc["results"]] == ["e2e/auto", "e2e/busybox"]
     assert doc["page_size"] == 2 and doc["num_pages"] == 3 and doc["page"] == 1
     assert set(doc["results"][0]) == {
-        "name", "description", "star_count", "is_official", "is_automated"}
+        "name",
+        "description",
+        "star_count",
+        "is_official",
+        "is_automated",
+    }
 
 
 @pytest.mark.parametrize("server_kind", ["nginx", "serve"])
-def test_folder_without_slash_redirects(server_kind: str, tree: Tree,
-                                        nginx_session: daemons.Nginx,
-                                        serve: Serve) -> None:
+def test_folder_without_slash_redirects(
+    server_kind: str, tree: Tree, nginx_session: daemons.Nginx, serve: Serve
+) -> None:
     server = nginx_session if server_kind == "nginx" else serve
-    connection = http.client.HTTPConnection(server.host.split(":")[0],
-                                            int(server.host.split(":")[1]), timeout=5)
+    connection = http.client.HTTPConnection(
+        server.host.split(":")[0], int(server.host.split(":")[1]), timeout=5
+    )
     try:
         connection.request("GET", "/r/e2e/gzip")
         answer = connection.getresponse()

@@ -10,9 +10,11 @@ from typing import Any
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
+from click.testing import CliRunner
 from moto import mock_aws
 
 from staticreg import api, paths, publish, sources, targets
+from staticreg.cli import cli
 from staticreg.pipeline import Plan
 from staticreg.store import s3 as s3store
 from staticreg.store.s3 import S3Store
@@ -232,3 +234,54 @@ def test_throttling_and_5xx_are_retried(
     [result] = _publish(store, hello_tar.path)
     assert failures["left"] == 0
     assert store.stat("repositories/test/img/_tags/v1") == result.size
+
+
+@pytest.mark.parametrize("blob_copies", [False, True], ids=["bucket", "blob-copies"])
+def test_every_command_reads_a_bucket_tree(
+    aws: Any, tmp_path: Path, blob_copies: bool
+) -> None:
+    def run(*args: str) -> tuple[int, str, str]:
+        result = CliRunner().invoke(cli, [*args, "--root", root])
+        return result.exit_code, result.stdout, result.stderr
+
+    root = f"s3://{BUCKET}/reg"
+    tar = images.write_docker_save(tmp_path / "hello.tar", [images.hello_image()])
+    extra = ["--blob-copies"] if blob_copies else []
+    code, out, err = run("publish", *extra, str(tar.path))
+    assert code == 0, err
+    digest = out.strip().split("@")[1]
+
+    code, out, err = run("ls")
+    assert code == 0 and out.split() == ["REPOSITORY", "TAGS", "test/img", "1"], err
+    code, out, _ = run("ls", "test/img", "--json")
+    assert json.loads(out)["tags"][0]["digest"] == digest
+    code, out, err = run("inspect", "test/img:v1", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["digest"] == digest and len(doc["manifest"]["layers"]) == 2
+
+    sbom = tmp_path / "sbom.json"
+    sbom.write_text('{"spdxVersion": "SPDX-2.3"}')
+    code, out, err = run(
+        "attach", "--subject", "test/img:v1", "--artifact-type", SBOM_TYPE, str(sbom)
+    )
+    assert code == 0, err
+    artifact = out.strip().split("@")[1]
+    code, out, _ = run("inspect", "test/img:v1")
+    assert "Referrers:" in out and artifact in out and SBOM_TYPE in out
+
+    code, out, err = run("search", "img")
+    assert code == 0 and out.splitlines()[1].startswith("test/img"), err
+    code, _, err = run("index")
+    assert code == 0, err
+    code, out, err = run("verify")
+    assert code == 0, out + err
+    code, _, err = run("serve", "--listen", "127.0.0.1:1")
+    assert code == 1 and "staticreg serve answers from directory trees" in err
+
+
+def test_commands_refuse_a_bucket_prefix_without_a_tree(aws: Any) -> None:
+    for command in (["ls"], ["inspect", "a/b:1"], ["search", "x"], ["verify"]):
+        result = CliRunner().invoke(cli, [*command, "--root", f"s3://{BUCKET}/none"])
+        assert result.exit_code == 1
+        assert f"s3://{BUCKET}/none: it is not a staticreg tree" in result.stderr
