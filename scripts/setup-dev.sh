@@ -16,6 +16,9 @@ DEBIAN_PACKAGES=(
   procps iproute2 ca-certificates
 )
 
+# Debian's own Python has no pip until python3-pip is installed.
+python3 -m pip --version >/dev/null 2>&1 || DEBIAN_PACKAGES+=(python3-pip)
+
 missing=()
 for package in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" ||
@@ -35,4 +38,7 @@ if ((${#missing[@]})); then
   if ((created_policy)); then rm -f /usr/sbin/policy-rc.d; fi
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e '.[test,s3]'
+# Debian's own Python refuses pip installs outside a venv (PEP 668); this machine
+# is set up for the tests, so install into it as they expect.
+PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q --disable-pip-version-check \
+  -e '.[test,s3]'

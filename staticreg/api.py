@@ -84,7 +84,9 @@ class Route:
 def route(method: str, path: str) -> Route:
     if method not in ("GET", "HEAD"):
         return Route(error="UNSUPPORTED")
-    if path in ("/v2", "/v2/"):
+    if path == "/v2":
+        return Route(index=paths.API_ROOT)  # redirected to /v2/, as nginx does
+    if path == "/v2/":
         return Route(keys=(paths.API_ROOT,), cache="no-cache")
     if path == "/v2/_catalog":
         return Route(keys=(paths.CATALOG,), page_field="repositories")

@@ -82,6 +82,12 @@ def _errors() -> Iterator[None]:
         if err.hint:
             click.secho(f"Hint: {err.hint}", err=True, fg="yellow")
         sys.exit(1)
+    except OSError as err:
+        # The machine refused (permissions, a full disk, a folder in the way):
+        # no bug of ours, so no traceback; the file and the reason say it all.
+        where = f"{err.filename}: " if err.filename else ""
+        click.secho(f"Error: {where}{err.strerror or err}", err=True, fg="red")
+        sys.exit(1)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

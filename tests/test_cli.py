@@ -89,6 +89,10 @@ BAD_INPUTS: dict[str, tuple[Args, str]] = {
         lambda tmp, good: [str(images.with_corrupt_layer(good, tmp / "c.tar"))],
         "but its config expects",
     ),
+    "config digest mismatch": (
+        lambda tmp, good: [str(images.with_corrupt_config(good, tmp / "k.tar"))],
+        "expected sha256:",
+    ),
     "missing layer": (
         lambda tmp, good: [str(images.with_missing_layer(good, tmp / "m.tar"))],
         "has no member",
@@ -212,3 +216,25 @@ def test_layout_with_several_images_and_one_tag_lists_its_refs(tmp_path: Path) -
         "publish", "--root", str(tmp_path / "r"), f"{path}:two", "--tag", "app:1"
     )
     assert code == 0 and out.startswith("app:1@sha256:")
+
+
+def test_root_that_cannot_be_made_is_a_one_line_error(
+    tmp_path: Path, hello_tar: images.SavedTarball
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code, out, err = run("publish", "--root", str(blocker / "reg"), str(hello_tar.path))
+    assert code == 1 and out == ""
+    [line] = err.splitlines()
+    assert line.startswith(f"Error: {blocker}") and line.endswith("Not a directory")
+    assert blocker.read_text() == "not a folder"
+
+
+def test_demo_publishes_the_sample_without_serving(tmp_path: Path) -> None:
+    root = tmp_path / "registry"
+    code, out, err = run("demo", "--root", str(root), "--no-serve")
+    assert code == 0, err
+    assert out.startswith("sample/hello:latest@sha256:")
+    code, listed, _ = run("ls", "--root", str(root), "sample/hello", "--json")
+    assert json.loads(listed)["tags"][0]["digest"] == out.strip().split("@")[1]
+    assert run("verify", "--root", str(root))[0] == 0

@@ -129,3 +129,12 @@ class Serve(daemons.Daemon):
 def serve(tmp_path_factory: pytest.TempPathFactory, tree: Tree) -> Iterator[Serve]:
     with Serve(tmp_path_factory.mktemp("serve"), tree.root) as server:
         yield server
+
+
+class Demo(Serve):
+    """``staticreg demo``: the sample image published into ``root`` and served."""
+
+    def start(self) -> None:
+        argv = [sys.executable, "-m", "staticreg", "demo", "--root", str(self.root)]
+        self.spawn([*argv, "--listen", self.host])
+        self.wait_ready(lambda: daemons.port_open(self.port), "listening")

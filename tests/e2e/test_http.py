@@ -17,6 +17,7 @@ pytestmark = pytest.mark.e2e
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 ZERO = "sha256:" + "0" * 64
+ZERO512 = "sha512:" + "0" * 128
 
 
 def _blobs(tree: Tree, name: str) -> list[str]:
@@ -34,6 +35,7 @@ def _cases(tree: Tree) -> list[tuple[str, str, dict[str, str], int, str | None]]
     hello_only = (set(_blobs(tree, "e2e/gzip")) - busybox).pop()
     return [
         ("GET", "/v2/", {}, 200, None),
+        ("GET", "/v2", {}, 200, None),  # after a redirect to /v2/
         ("GET", "/v2/_catalog", {}, 200, None),
         ("GET", "/v2/e2e/gzip/tags/list", {}, 200, None),
         ("GET", "/v2/e2e/nothing/tags/list", {}, 404, "NAME_UNKNOWN"),
@@ -44,6 +46,11 @@ def _cases(tree: Tree) -> list[tuple[str, str, dict[str, str], int, str | None]]
         ("GET", "/v2/e2e/gzip/manifests/2", {}, 404, "MANIFEST_UNKNOWN"),
         ("GET", "/v2/e2e/nothing/manifests/1", {}, 404, "MANIFEST_UNKNOWN"),
         ("GET", f"/v2/e2e/gzip/manifests/{ZERO}", {}, 404, "MANIFEST_UNKNOWN"),
+        ("GET", f"/v2/e2e/gzip/manifests/{ZERO512}", {}, 404, "MANIFEST_UNKNOWN"),
+        ("GET", f"/v2/e2e/gzip/blobs/{ZERO512}", {}, 404, "BLOB_UNKNOWN"),
+        ("GET", f"/v2/e2e/gzip/referrers/{ZERO512}", {}, 200, None),
+        ("GET", f"/v2/e2e/gzip/referrers/{ZERO}", {}, 200, None),
+        ("GET", "/v2/e2e/gzip/referrers/sha256:abc", {}, 400, "DIGEST_INVALID"),
         ("GET", "/v2/e2e/gzip/manifests/sha256:abc", {}, 400, "DIGEST_INVALID"),
         ("GET", "/v2/e2e/gzip/manifests/sha256:../x", {}, 400, "DIGEST_INVALID"),
         ("GET", "/v2/e2e/gzip/manifests/a/b", {}, 404, "MANIFEST_UNKNOWN"),
@@ -139,7 +146,12 @@ def test_manifest_headers(
     assert "Docker-Content-Digest" not in by_tag  # could go stale behind a cache
     assert "immutable" not in by_tag["Cache-Control"]
 
-    _, by_digest, body = _request(base, "GET", f"/v2/e2e/gzip/manifests/{manifest}", {})
+    _, by_digest, body = _request(
+        base,
+        "GET",
+        f"/v2/e2e/gzip/manifests/{manifest}",
+        {"Accept-Encoding": "gzip"},
+    )
     assert body == raw
     assert by_digest["Docker-Content-Digest"] == manifest
     assert "immutable" in by_digest["Cache-Control"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import HELLO, Serve, Tree
+from .conftest import HELLO, Demo, Serve, Tree
 from harness import daemons, images
 
 pytestmark = pytest.mark.e2e
@@ -91,7 +91,7 @@ def test_push_is_refused_as_read_only(
         source, f"docker://{nginx_session.host}/e2e/pushed:1", check=False
     )
     assert pushed.returncode != 0
-    assert b"published with staticreg" in pushed.stderr or b"405" in pushed.stderr
+    assert b"unsupported: this registry is published with staticreg" in pushed.stderr
 
 
 def test_publish_while_serving_needs_no_reload(
@@ -174,3 +174,60 @@ def test_docker25_tarball_round_trip(
     ref = f"{nginx_session.host}/d25:v1"
     dockerd.pull(ref)
     assert dockerd.run(ref).strip() == "docker 25"
+
+
+def test_skopeo_and_podman_archives_round_trip(
+    tmp_path: Path,
+    tree: Tree,
+    nginx_session: daemons.Nginx,
+    skopeo: daemons.Skopeo,
+    podman: daemons.Podman,
+    containerd: daemons.Containerd,
+) -> None:
+    """Archives written by `skopeo copy docker-archive:` and `podman save`, which
+    name layers after their diff_id, publish and run like docker's."""
+    source = f"{nginx_session.host}/e2e/gzip:1"
+    by_skopeo = tmp_path / "skopeo.tar"
+    skopeo.copy(f"docker://{source}", f"docker-archive:{by_skopeo}:arch/skopeo:1")
+    podman.pull(source)
+    by_podman = tmp_path / "podman.tar"
+    try:
+        podman.podman("tag", source, "localhost/arch/podman:1")
+        podman.podman("save", "-o", str(by_podman), "localhost/arch/podman:1")
+    finally:
+        podman.remove(source, "localhost/arch/podman:1")
+    for archive in (by_skopeo, by_podman):
+        assert any(
+            name.endswith(".tar") and "/" not in name for name in _names(archive)
+        )
+
+    assert [line.split("@")[0] for line in tree.publish(by_skopeo)] == ["arch/skopeo:1"]
+    # podman records its own 'localhost/' host, which is dropped like any other.
+    assert [line.split("@")[0] for line in tree.publish(by_podman)] == ["arch/podman:1"]
+    for name in ("arch/skopeo:1", "arch/podman:1"):
+        ref = f"{nginx_session.host}/{name}"
+        containerd.pull(ref)
+        try:
+            assert containerd.run(ref).strip() == HELLO
+        finally:
+            containerd.remove(ref)
+
+
+def _names(archive: Path) -> list[str]:
+    import tarfile
+
+    with tarfile.open(archive) as tar:
+        return tar.getnames()
+
+
+def test_demo_publishes_and_serves_a_runnable_sample(
+    tmp_path: Path, skopeo: daemons.Skopeo, containerd: daemons.Containerd
+) -> None:
+    with Demo(tmp_path / "demo", tmp_path / "registry") as demo:
+        ref = f"{demo.host}/sample/hello:latest"
+        assert skopeo.list_tags(f"docker://{demo.host}/sample/hello") == ["latest"]
+        containerd.pull(ref)
+        try:
+            assert "staticreg" in containerd.run(ref)
+        finally:
+            containerd.remove(ref)

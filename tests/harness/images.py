@@ -620,6 +620,18 @@ def with_corrupt_layer(src: Path, dst: Path) -> Path:
     return _rewrite(src, dst, edit)
 
 
+def with_corrupt_config(src: Path, dst: Path) -> Path:
+    """Change the config so that it no longer hashes to the name it is saved under."""
+    named: str = read_manifest(src)[0]["Config"]
+
+    def edit(members: dict[str, Member]) -> None:
+        config = json.loads(members[named].data or b"{}")
+        config.setdefault("config", {})["User"] = "intruder"
+        members[named] = file_member(named, json.dumps(config).encode())
+
+    return _rewrite(src, dst, edit)
+
+
 def with_missing_layer(src: Path, dst: Path) -> Path:
     """Drop the layer member that manifest.json names (and any symlink to it)."""
     named: str = read_manifest(src)[0]["Layers"][-1]
