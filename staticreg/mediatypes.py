@@ -47,3 +47,9 @@ def layer_compression(media_type: str) -> str | None:
             if known == media_type:
                 return compression
     return None
+
+
+def is_foreign_layer(media_type: str) -> bool:
+    """Layers a registry does not serve (Windows base layers, fetched from the
+    URLs their descriptor lists): Docker's foreign and OCI's non-distributable."""
+    return ".foreign." in media_type or ".nondistributable." in media_type

@@ -102,6 +102,32 @@ def test_two_platform_index_is_published_byte_for_byte(tmp_path: Path) -> None:
     assert record.platforms(index["digest"]) == ["linux/amd64", "linux/arm64"]
 
 
+def test_buildx_index_with_attestations_is_published_byte_for_byte(
+    tmp_path: Path,
+) -> None:
+    # buildx's default output: each platform's image, plus an attestation manifest
+    # (an in-toto layer, platform unknown/unknown) referring to it by annotation.
+    layout = Layout()
+    amd = layout.image(platform_image("amd64", b"amd64\n"))
+    arm = layout.image(platform_image("arm64", b"arm64\n"))
+    attestations = [layout.attestation(amd), layout.attestation(arm)]
+    index = layout.index([amd, arm, *attestations])
+    layout.add(index, "buildx/app:1")
+    [result] = _publish(tmp_path / "tree", [str(layout.write_dir(tmp_path / "l"))])
+    root = tmp_path / "tree"
+    assert str(result.digest) == index["digest"]
+    assert _served(root, "buildx/app", "1") == layout.blobs[index["digest"]]
+    for attestation in attestations:
+        raw = layout.blobs[attestation["digest"]]
+        assert _served(root, "buildx/app", attestation["digest"]) == raw
+        [statement] = json.loads(raw)["layers"]
+        link = paths.blob_link("buildx/app", digestmod.parse(statement["digest"]))
+        assert (root / link).exists()
+    # The attestations are no platforms to pull.
+    record = _record(root, "buildx/app")
+    assert record.platforms(index["digest"]) == ["linux/amd64", "linux/arm64"]
+
+
 def test_docker_manifest_list_is_kept(tmp_path: Path) -> None:
     layout = Layout()
     amd = layout.image(platform_image("amd64", b"a\n"), docker=True)

@@ -265,9 +265,11 @@ class _Reader:
                 f"cannot publish {label}: unsupported manifest media type "
                 f"{media_type!r}"
             )
-        config_type = (doc.get("config") or {}).get("mediaType")
-        if config_type in (mediatypes.OCI_CONFIG, mediatypes.DOCKER_CONFIG):
+        if _is_image(doc, label):
             return self._image(raw, doc, label, names)
+        # Anything else is published byte for byte with its blobs: OCI artifacts,
+        # and manifests with an image config whose layers are no filesystem, such
+        # as the in-toto attestations buildx adds to every build.
         return self._artifact(raw, doc, media_type, label, names)
 
     def _index(
@@ -336,13 +338,6 @@ class _Reader:
         return Image(config=config, layers=layers, name=label, tags=names, manifest=raw)
 
     def _layer(self, desc: JSON, diff_id: Digest, label: str) -> Layer:
-        media_type = desc["mediaType"]
-        if mediatypes.layer_compression(media_type) is None:
-            # TODO(#4): foreign and non-distributable layers are refused; users
-            # must rebuild such images with distributable layers.
-            raise SourceError(
-                f"cannot publish {label}: unsupported layer media type {media_type!r}"
-            )
         found = digestmod.parse(desc["digest"])
         name = self._blob_name(found)
         if name not in self.container:
@@ -387,6 +382,25 @@ class _Reader:
             name=label,
             tags=names,
         )
+
+
+def _is_image(doc: JSON, label: str) -> bool:
+    """True for a manifest of a container image: an image config, and layers
+    that are all filesystem tars staticreg can read (and so recompress)."""
+    config_type = (doc.get("config") or {}).get("mediaType")
+    if config_type not in (mediatypes.OCI_CONFIG, mediatypes.DOCKER_CONFIG):
+        return False
+    types = [str(d.get("mediaType")) for d in doc.get("layers") or []]
+    foreign = [t for t in types if mediatypes.is_foreign_layer(t)]
+    if foreign:
+        # Their blobs live elsewhere (the descriptor's URLs), so a static tree
+        # cannot carry them; see docs/limitations.md.
+        raise SourceError(
+            f"cannot publish {label}: its layer media type {foreign[0]!r} is not "
+            "distributable, and a static registry serves only the blobs it holds",
+            hint="rebuild the image on a distributable base",
+        )
+    return all(mediatypes.layer_compression(t) is not None for t in types)
 
 
 def _opener(container: Container, name: str):  # type: ignore[no-untyped-def]

@@ -44,7 +44,16 @@ def layouts(tree: Tree, tmp_path_factory: pytest.TempPathFactory) -> dict[str, d
     d_index = listed.index([d_amd, d_arm], docker=True)
     listed.add(d_index, "lay/dlist:1")
     tree.publish(listed.write_dir(work / "dlist"))
+
+    buildx = Layout()
+    b_amd = buildx.image(platform_image("amd64", b"buildx amd64\n"))
+    b_arm = buildx.image(platform_image("arm64", b"buildx arm64\n"))
+    attested = [b_amd, b_arm, buildx.attestation(b_amd), buildx.attestation(b_arm)]
+    b_index = buildx.index(attested)
+    buildx.add(b_index, "lay/buildx:1")
+    tree.publish(buildx.write_tar(work / "buildx.tar"))
     return {
+        "buildx": b_index,
         "index": index,
         "amd": amd,
         "arm": arm,
@@ -59,6 +68,19 @@ def test_published_digests_are_the_layout_digests(tree: Tree, layouts) -> None: 
     assert tree.digests["lay/multi:1"] == layouts["index"]["digest"]
     assert tree.digests["lay/signed:1"] == layouts["image"]["digest"]
     assert tree.digests["lay/dlist:1"] == layouts["dlist"]["digest"]
+    assert tree.digests["lay/buildx:1"] == layouts["buildx"]["digest"]
+
+
+def test_containerd_pulls_a_buildx_index_with_attestations(
+    nginx_session: daemons.Nginx, containerd: daemons.Containerd
+) -> None:
+    ref = f"{nginx_session.host}/lay/buildx:1"
+    for platform, text in ((None, "buildx amd64"), ("linux/arm64", None)):
+        containerd.new_namespace()
+        containerd.pull(ref, platform=platform)
+        if text is not None:
+            assert containerd.run(ref).strip() == text
+    containerd.new_namespace()
 
 
 def test_containerd_picks_the_platform(
@@ -81,7 +103,7 @@ def test_containerd_picks_the_platform(
     containerd.new_namespace()
 
 
-@pytest.mark.parametrize("name", ["lay/multi:1", "lay/dlist:1"])
+@pytest.mark.parametrize("name", ["lay/multi:1", "lay/dlist:1", "lay/buildx:1"])
 def test_docker_picks_the_platform(
     name: str, nginx_session: daemons.Nginx, dockerd: daemons.Dockerd
 ) -> None:
@@ -95,16 +117,19 @@ def test_docker_picks_the_platform(
     assert dockerd.run(ref).strip().endswith("amd64")
 
 
+@pytest.mark.parametrize(("name", "key"), [("multi", "index"), ("buildx", "buildx")])
 def test_skopeo_copy_all_keeps_the_index_digest(
-    layouts,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    name: str,
+    key: str,
+    layouts,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
     nginx_session: daemons.Nginx,
     skopeo: daemons.Skopeo,
 ) -> None:
-    ref = f"docker://{nginx_session.host}/lay/multi:1"
+    ref = f"docker://{nginx_session.host}/lay/{name}:1"
     skopeo.copy(ref, f"oci:{tmp_path / 'out'}:all", "--all", "--preserve-digests")
     index = json.loads((tmp_path / "out/index.json").read_text())
-    assert index["manifests"][0]["digest"] == layouts["index"]["digest"]
+    assert index["manifests"][0]["digest"] == layouts[key]["digest"]
     assert len(list((tmp_path / "out/blobs/sha256").iterdir())) >= 7
 
 

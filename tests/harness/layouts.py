@@ -30,6 +30,7 @@ LAYER_TYPES = {
 }
 SIGNATURE_TYPE = "application/vnd.example.signature.v1+json"
 SBOM_TYPE = "application/spdx+json"
+IN_TOTO = "application/vnd.in-toto+json"
 REF_NAME = "org.opencontainers.image.ref.name"
 
 
@@ -96,6 +97,49 @@ class Layout:
             "annotations": {"org.opencontainers.image.created": "2026-01-01T00:00:00Z"},
         }
         return self.blob(_json(doc), OCI_MANIFEST, artifactType=artifact_type)
+
+    def attestation(self, subject: JSON) -> JSON:
+        """What BuildKit attaches to each platform of a buildx build by default:
+        an image manifest whose one layer is an in-toto statement, listed in the
+        index under platform unknown/unknown."""
+        statement = _json(
+            {
+                "_type": "https://in-toto.io/Statement/v0.1",
+                "predicateType": "https://slsa.dev/provenance/v0.2",
+                "subject": [{"name": "_", "digest": {"sha256": subject["digest"][7:]}}],
+                "predicate": {"builder": {"id": ""}},
+            }
+        )
+        layer = self.blob(
+            statement,
+            IN_TOTO,
+            annotations={
+                "in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"
+            },
+        )
+        config = _json(
+            {
+                "architecture": "unknown",
+                "os": "unknown",
+                "config": {},
+                "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]},
+            }
+        )
+        doc = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": self.blob(config, OCI_CONFIG),
+            "layers": [layer],
+        }
+        return self.blob(
+            _json(doc),
+            OCI_MANIFEST,
+            platform={"architecture": "unknown", "os": "unknown"},
+            annotations={
+                "vnd.docker.reference.digest": subject["digest"],
+                "vnd.docker.reference.type": "attestation-manifest",
+            },
+        )
 
     def add(self, descriptor: JSON, ref: str | None = None) -> None:
         entry = {k: v for k, v in descriptor.items() if k != "platform"}
