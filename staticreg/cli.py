@@ -549,7 +549,7 @@ def index_command(root: str, base_url: str | None) -> None:
         try:
             layout = treemod.read_layout(tree, "index")
             with tree.lock():
-                report = site.regenerate(tree, None, base_url, layout)
+                report = site.regenerate(tree, None, base_url, layout, force=True)
             log.info("%s", report)
         finally:
             tree.close()

@@ -56,6 +56,8 @@ filesystem. Repository names cannot start with '_' (see ``reference.py``), so th
         site/state.json                         what the site was last made from:
                                                 each repository's record digest
                                                 and page fingerprint (gen/state.py)
+        site/pending.json                       the repositories a publish changed
+                                                whose site update has not finished
         site/summaries/<xx>.txt                 what the site shows of repositories
                                                 (by the first two hex digits of their
                                                 name's sha256), so that a page can be
@@ -152,6 +154,7 @@ SEARCH_JSON = f"{SITE}/search.json"
 SITE_SETTINGS = f"{PRIVATE}/site.json"
 SITE_STATE = f"{PRIVATE}/site/state.json"
 SITE_SUMMARIES = f"{PRIVATE}/site/summaries"
+SITE_PENDING = f"{PRIVATE}/site/pending.json"
 
 
 def search_result(term: str) -> str:

@@ -105,19 +105,26 @@ def publish(
         built_refs = [
             manifests.build(node, staged.layers) for node, _ in extra_referrers
         ]
+        # Referrers may land in repositories no tag names: then redo them all.
+        changed = None if extra_referrers else _repositories(targets)
         with store.lock():
             tree.claim(store, tree_layout)
+            # Before any pointer moves, so that the site catches up even if this
+            # publish dies before regenerating it.
+            site.mark_pending(store, changed)
             _commit_blobs(store, staged, built + built_refs)
             published = _commit_pointers(
                 store, tree_layout, targets, built, extra_referrers, built_refs
             )
-            # Referrers may land in repositories no tag names: then redo them all.
-            changed = None if extra_referrers else {p.repository for p in published}
             site.regenerate(store, changed, layout=tree_layout)
             return published
     finally:
         for writer in staged.writers():
             writer.discard()
+
+
+def _repositories(targets: Sequence[Target]) -> set[str]:
+    return {ref.repository for _, refs in targets for ref in refs}
 
 
 def _subjects(extra: Sequence[Referrer]) -> set[Digest]:

@@ -134,24 +134,54 @@ class _Writer:
 # Regeneration --------------------------------------------------------------------
 
 
+def mark_pending(store: Store, names: Iterable[str] | None) -> None:
+    """Note, before their pointers change, the repositories the next
+    regeneration must look at (None: all), on top of any noted before: a
+    regeneration that never ran or failed is then made up by the next one."""
+    pending = _pending(store)
+    if pending is not None and names is not None:
+        pending |= set(names)
+    doc = {"all": True} if names is None or pending is None else sorted(pending)
+    store.put(paths.SITE_PENDING, (json.dumps(doc) + "\n").encode())
+
+
+def _pending(store: Store) -> set[str] | None:
+    """The repositories noted by ``mark_pending`` (None: all of them)."""
+    raw = _get(store, paths.SITE_PENDING)
+    if raw is None:
+        return set()
+    try:
+        doc = json.loads(raw)
+        return {str(name) for name in doc} if isinstance(doc, list) else None
+    except (ValueError, TypeError):
+        return None
+
+
 def regenerate(
     store: Store,
     names: Iterable[str] | None = None,
     base_url: str | None = None,
     layout: paths.Layout | None = None,
+    force: bool = False,
 ) -> Report:
     """Bring the site, the JSON files and the docker search answers up to date.
 
     With ``names``, only those repositories are looked at (the ones a publish
-    changed); without, or when the previous index JSON cannot be used, every
-    one is. ``base_url`` records the registry host the pull commands show (and so
-    redoes every page); '' goes back to the address the page was loaded from.
-    ``layout`` is the tree's (read from its settings when not given).
+    changed), with those an unfinished run left pending; without, or when the
+    previous index JSON cannot be used, every one is. ``base_url`` records the
+    registry host the pull commands show (and so redoes every page); '' goes back
+    to the address the page was loaded from. ``force`` trusts nothing the last run
+    left: every record and blob is read and every file made again (and written
+    where it differs). ``layout`` is the tree's (read from its settings when not
+    given).
     """
     if base_url is not None:
         save_host(store, registry_host(base_url) if base_url else "")
         names = None
-    run = _Run(store, layout or _tree_layout(store), names)
+    if names is not None:
+        pending = _pending(store)
+        names = None if pending is None else pending | set(names)
+    run = _Run(store, layout or _tree_layout(store), None if force else names, force)
     run.write_assets()  # before the first page that links them
     for name in run.todo:
         run.update_repository(name)
@@ -175,12 +205,18 @@ class _Run:
     """One regeneration: what the previous run left, and what this one makes."""
 
     def __init__(
-        self, store: Store, layout: paths.Layout, names: Iterable[str] | None
+        self,
+        store: Store,
+        layout: paths.Layout,
+        names: Iterable[str] | None,
+        force: bool = False,
     ) -> None:
         self.store = store
         self.listed = set(catalog.read_names(store, layout))
         self.state_raw = _get(store, paths.SITE_STATE)
-        self.old_state = state.parse(self.state_raw)
+        self.old_state = state.parse(None if force else self.state_raw)
+        if self.old_state.templates != pages.fingerprint():
+            names = None  # every page is made with other templates now
         self.search_raw = _get(store, paths.SEARCH_JSON)
         self.old_search = indexjson.parse_entries(self.search_raw or b"")
         # The index JSON's entries stay lines of text: most are written back as
@@ -212,7 +248,7 @@ class _Run:
         self.fingerprints = {
             n: fp for n, fp in self.old_state.repositories.items() if n in self.listed
         }
-        self.summaries = state.Summaries(store)
+        self.summaries = state.Summaries(store, trusted=not force)
         self.reader = summary.Reader(store)
         self.search_digest = state.digest_of(self.search_raw or b"")
 
@@ -366,9 +402,11 @@ class _Run:
         self.writer.put(paths.PING, indexjson.ping())
         self.summaries.remove(self.gone)
         self.summaries.save()
-        body = state.render(state.State(self.fingerprints, self.search_digest))
+        made = state.State(self.fingerprints, self.search_digest, pages.fingerprint())
+        body = state.render(made)
         if body != self.state_raw:
             self.store.put(paths.SITE_STATE, body)
+        self.store.delete(paths.SITE_PENDING)
 
 
 def _get(store: Store, key: str) -> bytes | None:

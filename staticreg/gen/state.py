@@ -45,6 +45,8 @@ class State:
     repositories: dict[str, Fingerprint]
     # The digest of the search JSON the answer files were last made for.
     search: str | None = None
+    # The fingerprint of the page templates the site was last made with.
+    templates: str | None = None
 
 
 def digest_of(data: bytes) -> str:
@@ -68,8 +70,10 @@ def parse(raw: bytes | None) -> State:
             str(name): Fingerprint(str(record), None if page is None else str(page))
             for name, (record, page) in doc["repositories"].items()
         }
-        search = doc.get("search")
-        return State(found, str(search) if search else None)
+        search, templates = doc.get("search"), doc.get("templates")
+        return State(
+            found, str(search) if search else None, str(templates or "") or None
+        )
     except (ValueError, TypeError, AttributeError, KeyError) as err:
         log.debug("ignoring the site's damaged state: %s", err)
         return State({})
@@ -79,6 +83,7 @@ def render(state: State) -> bytes:
     doc = {
         "generator": indexjson.GENERATOR,
         "search": state.search,
+        "templates": state.templates,
         "repositories": {
             name: [fp.record, fp.page]
             for name, fp in sorted(state.repositories.items())
@@ -96,13 +101,17 @@ class Summaries:
     repository: name, record digest and summary JSON, separated by tabs (JSON
     escapes every tab and line feed it holds)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, trusted: bool = True) -> None:
         self.store = store
+        self.trusted = trusted
         self._files: dict[str, dict[str, str]] = {}
         self._changed: set[str] = set()
 
     def get(self, name: str, record: str) -> Repository | None:
-        """The summary of ``name`` made from the record of digest ``record``."""
+        """The summary of ``name`` made from the record of digest ``record``
+        (never, when the cache is not ``trusted``)."""
+        if not self.trusted:
+            return None
         found = self._lines(name).get(name)
         if found is None:
             return None

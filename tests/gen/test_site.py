@@ -107,6 +107,49 @@ def test_publishing_one_repository_rewrites_only_what_changed() -> None:
     assert site.regenerate(store, ["zeta/new"]).written == 0  # nothing differs
 
 
+def test_a_publish_that_died_before_its_site_update_is_made_up_later() -> None:
+    store = MemoryStore()
+    names = _tree(store, 3)
+    site.regenerate(store)
+
+    # A publish noted its repository, moved its pointers, then died.
+    site.mark_pending(store, ["zeta/lost"])
+    synthetic.repository(store, "zeta/lost", 1, "Published, then killed")
+    synthetic.catalog_of(store, [*names, "zeta/lost"])
+    assert paths.site_repository("zeta/lost") not in store.objects
+
+    # The next publish, into another repository, catches up on both.
+    synthetic.repository(store, "zeta/next", 1, "The next publish")
+    synthetic.catalog_of(store, [*names, "zeta/lost", "zeta/next"])
+    report = site.regenerate(store, ["zeta/next"])
+    assert not report.full and report.read == 2
+    for name in ("zeta/lost", "zeta/next"):
+        assert paths.site_repository(name) in store.objects
+    assert paths.SITE_PENDING not in store.objects
+
+
+def test_pending_everything_redoes_every_repository() -> None:
+    store = MemoryStore()
+    _tree(store, 3)
+    site.regenerate(store)
+    site.mark_pending(store, None)
+    site.mark_pending(store, ["team/app-1"])  # still everything
+    assert site.regenerate(store, ["team/app-1"]).full
+
+
+def test_forced_rebuild_trusts_nothing_the_last_run_left() -> None:
+    store = MemoryStore()
+    _tree(store, 3)
+    site.regenerate(store)
+    page = paths.site_repository("team/app-2")
+    store.put(page, b"damaged by hand")
+
+    site.regenerate(store)  # an ordinary full run trusts its state
+    assert store.get(page) == b"damaged by hand"
+    site.regenerate(store, force=True)
+    assert b"docker pull" in store.get(page)
+
+
 def test_a_new_description_removes_answers_of_its_old_words() -> None:
     store = MemoryStore()
     synthetic.repository(store, "solo/app", 1, "uniqueword here")

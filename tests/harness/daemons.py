@@ -712,11 +712,16 @@ class Dockerd(Daemon):
 def _repo_digest(ref: str, repo_digests: list[str], client: str) -> str:
     """Pick the digest of `ref`'s repository from `name@digest` entries."""
     name = images.split_tag(ref.split("@", 1)[0])[0]
+    found: set[str] = set()
     for repo_digest in repo_digests:
         repo, _, digest = repo_digest.partition("@")
         if repo == name:
-            return digest
-    raise HarnessError(f"{client}: no digest recorded for {ref} in {repo_digests}")
+            found.add(digest)
+    if len(found) == 1:
+        return found.pop()
+    # Several: an earlier server on the same port left its digest; reset first.
+    problem = "several digests" if found else "no digest"
+    raise HarnessError(f"{client}: {problem} recorded for {ref} in {repo_digests}")
 
 
 # --- podman and skopeo (no daemon) ----------------------------------------------

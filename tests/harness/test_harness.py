@@ -213,6 +213,7 @@ def test_reset_clients_fetch_every_layer_again(
 @pytest.mark.e2e
 def test_podman_pulls(pushed: tuple[str, str], podman: daemons.Podman) -> None:
     ref, digest = pushed
+    podman.reset()  # a port reused by an earlier server leaves other digests
     podman.pull(ref)
     assert podman.image_digest(ref) == digest
 
