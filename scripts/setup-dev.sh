@@ -16,6 +16,9 @@ DEBIAN_PACKAGES=(
   procps iproute2 ca-certificates
 )
 
+# The CDN functions run under node in the tests; any node on PATH will do.
+command -v node >/dev/null 2>&1 || DEBIAN_PACKAGES+=(nodejs)
+
 # Debian's own Python has no pip until python3-pip is installed.
 python3 -m pip --version >/dev/null 2>&1 || DEBIAN_PACKAGES+=(python3-pip)
 

@@ -22,10 +22,6 @@ from staticreg.cli import cli
 from staticreg.errors import StaticregError
 from staticreg.gen import cdn, site
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("node") is None, reason="node runs the generated functions"
-)
-
 JSON = Any
 HEX = "0123456789abcdef" * 4
 DIGEST = f"sha256:{HEX}"
@@ -55,6 +51,8 @@ Run = Callable[[cdn.Target, str, list[JSON]], list[JSON]]
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     """Call a generated function's handler on each event; one node per call."""
+    node = shutil.which("node")
+    assert node, "node runs the generated functions (scripts/setup-dev.sh installs it)"
     work = tmp_path_factory.mktemp("cdn")
     harness = work / "harness.js"
     harness.write_text(HARNESS)
@@ -68,7 +66,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
                 (folder / name).write_text(text)
             rendered[target] = folder
         proc = subprocess.run(
-            ["node", str(harness), str(rendered[target] / function)],
+            [node, str(harness), str(rendered[target] / function)],
             input=json.dumps(events),
             capture_output=True,
             text=True,

@@ -237,7 +237,6 @@ def test_generation_at_5000_repositories_and_50000_tags() -> None:
         f"{incremental:.2f}s ({again.written} files); home page {home} bytes; "
         f"search.json {len(store.get(paths.SEARCH_JSON))} bytes"
     )
+    # Times are printed, not asserted: bench/site.py measures them.
     assert report.read == 5000 and again.read == 1
     assert home < 64_000
-    # Measured on the shared 2-core development machine: 12 to 17s, and 1.5s.
-    assert full < 60 and incremental < 5
