@@ -10,10 +10,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from staticreg import digest, paths
+from staticreg import digest, paths, publish, sources, targets, verify
+from staticreg.store import DirectoryStore
 
 from harness import images
 
@@ -162,3 +164,94 @@ def test_disk_full_fails_cleanly_and_keeps_the_tree(
     assert "free some space" in result.stderr
     assert snapshot(root) == before
     assert check_tree(root) == 1
+
+
+class _Failure(OSError):
+    """The write a test chose to fail."""
+
+
+class _FailingStore(DirectoryStore):
+    """A directory store whose ``fail_at``-th visible write raises, as a full
+    disk or a dead process would stop it there."""
+
+    def __init__(self, root: str, fail_at: int) -> None:
+        super().__init__(root)
+        self.fail_at = fail_at
+        self.writes = 0
+
+    def _count(self, what: str) -> None:
+        self.writes += 1
+        if self.writes == self.fail_at:
+            raise _Failure(f"write {self.writes} ({what}) failed on purpose")
+
+    def put(self, key: str, data: bytes, *args: Any, **kwargs: Any) -> None:
+        self._count(key)
+        super().put(key, data, *args, **kwargs)
+
+    def copy(self, source: str, key: str, *args: Any, **kwargs: Any) -> None:
+        self._count(key)
+        super().copy(source, key, *args, **kwargs)
+
+    def delete(self, key: str) -> None:
+        self._count(key)
+        super().delete(key)
+
+    def staged_writer(self) -> Any:
+        writer = super().staged_writer()
+        commit = writer.commit
+
+        def failing_commit(key: str, *args: Any, **kwargs: Any) -> None:
+            self._count(key)
+            commit(key, *args, **kwargs)
+
+        writer.commit = failing_commit  # type: ignore[method-assign]
+        return writer
+
+
+def _publish_into(store: DirectoryStore, tar: Path, tags: list[str]) -> None:
+    pairs = targets.resolve(sources.read(str(tar)).nodes, targets.parse_tags(tags))
+    publish.publish(store, pairs)
+
+
+def test_a_failure_at_every_write_leaves_every_tag_whole(tmp_path: Path) -> None:
+    first = images.write_docker_save(tmp_path / "a.tar", [images.hello_image()])
+    second = images.write_docker_save(
+        tmp_path / "b.tar", [images.hello_image(text=b"second image\n")]
+    )
+    root = tmp_path / "tree"
+    _publish_into(DirectoryStore(str(root)), first.path, ["app/x:1"])
+    old_tag = _tag_bytes(root, "app/x")
+    scratch = tmp_path / "scratch"
+    _publish_into(DirectoryStore(str(scratch)), second.path, ["app/x:1"])
+    new_tag = _tag_bytes(scratch, "app/x")  # publishing is deterministic
+
+    # Move app/x:1 and add app/x:2 and app/y:1, failing at each write in turn.
+    moved = ["app/x:1", "app/x:2", "app/y:1"]
+    failures = 0
+    for fail_at in range(1, 500):
+        store = _FailingStore(str(root), fail_at)
+        try:
+            _publish_into(store, second.path, moved)
+        except _Failure:
+            failures += 1
+        else:
+            break
+        finally:
+            store.close()
+        assert check_tree(root) >= 1
+        # The moved tag is whole: the old image or the new one, never a mix.
+        assert _tag_bytes(root, "app/x") in (old_tag, new_tag)
+    else:
+        pytest.fail("the publish never got past its injected failures")
+
+    print(f"\n{failures} writes failed in turn")
+    assert failures > 10  # every phase was interrupted somewhere
+    assert check_tree(root) == 3
+    report = verify.verify(DirectoryStore(str(root)))
+    assert report.ok, [str(p) for p in report.problems]
+
+
+def _tag_bytes(root: Path, name: str) -> bytes:
+    """The manifest that tag 1 of ``name`` holds."""
+    [tag_file] = (root / "repositories" / name / "_tags").glob("1.*")
+    return tag_file.read_bytes()
