@@ -119,6 +119,7 @@ def build(path: str, plan: list[LayerSpec], budget: int) -> dict[str, Any]:
             stats = _write_layer(layer_path, spec, target, taken)
             carry = max(0, target - stats["content"])
             layers.append({"name": spec.name, "path": layer_path, **stats})
+        _check_size(path, budget, sum(layer["content"] for layer in layers))
         _write_archive(f"{path}.tmp", layers)
         os.replace(f"{path}.tmp", path)
     finally:
@@ -126,6 +127,16 @@ def build(path: str, plan: list[LayerSpec], budget: int) -> dict[str, Any]:
     for layer in layers:
         del layer["path"]
     return {"path": path, "size": os.path.getsize(path), "tag": TAG, "layers": layers}
+
+
+def _check_size(path: str, budget: int, content: int) -> None:
+    """Refuse an input well short of its size: the rows would measure less work
+    than they claim (a machine with too few files to copy builds one)."""
+    if content < budget * (1 - 2 * SLACK):
+        raise SystemExit(
+            f"cannot build {path}: found {content / GIB:.2f} GiB of files for a "
+            f"{budget / GIB:.2f} GiB image; ask for a smaller one"
+        )
 
 
 # Layers ----------------------------------------------------------------------------
