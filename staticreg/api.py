@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from staticreg import digest as digestmod
 from staticreg import paths, reference
+from staticreg.model import JSON
 
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
 FILTERS_HEADER = "OCI-Filters-Applied"
@@ -33,13 +34,17 @@ ERRORS = {
     "DIGEST_INVALID": (400, "provided digest did not match uploaded content"),
     "NOT_FOUND": (404, "not found"),
     "UNSUPPORTED": (405, READ_ONLY_MESSAGE),
+    "PAGINATION_NUMBER_INVALID": (400, "invalid number of results requested"),
 }
+# Codes only ``staticreg serve`` answers: nginx ignores ``n`` and never pages.
+SERVE_ONLY_ERRORS = frozenset({"PAGINATION_NUMBER_INVALID"})
 
 _NAME = reference.NAME_RE.pattern.strip("^$")
 _MANIFEST_RE = re.compile(rf"^/v2/(?P<name>{_NAME})/manifests/(?P<ref>[^/]+)$")
 _BLOB_RE = re.compile(rf"^/v2/(?P<name>{_NAME})/blobs/(?P<ref>[^/]+)$")
 _TAGS_RE = re.compile(rf"^/v2/(?P<name>{_NAME})/tags/list$")
 _REFERRERS_RE = re.compile(rf"^/v2/(?P<name>{_NAME})/referrers/(?P<ref>[^/]+)$")
+_PAGE_SIZE_RE = re.compile(r"[0-9]+")
 # What the patterns above leave, in the order nginx's fallback locations try it.
 _FALLBACKS = (
     (re.compile(rf"^/v2/{_NAME}/manifests/[^/]*:"), "DIGEST_INVALID"),
@@ -49,9 +54,11 @@ _FALLBACKS = (
 )
 
 
-def error_body(code: str) -> bytes:
-    message = ERRORS[code][1]
-    return json.dumps({"errors": [{"code": code, "message": message}]}).encode()
+def error_body(code: str, detail: JSON | None = None) -> bytes:
+    error: JSON = {"code": code, "message": ERRORS[code][1]}
+    if detail is not None:
+        error["detail"] = detail
+    return json.dumps({"errors": [error]}).encode()
 
 
 @dataclass(frozen=True)
@@ -162,13 +169,29 @@ def _tags(name: str, _: str | None) -> Route:
     )
 
 
+def page_size(text: str | None) -> int | None:
+    """The ``n`` of a tags list or catalog query: None when absent or empty.
+
+    Raises ValueError for anything but a non-negative decimal number, which the
+    distribution registry answers with 400 ``PAGINATION_NUMBER_INVALID``.
+    """
+    if not text:
+        return None
+    if not _PAGE_SIZE_RE.fullmatch(text):
+        raise ValueError(f"invalid n {text!r}: expected a number of 0 or more")
+    return int(text)
+
+
 def paginate(
     body: bytes, field: str, path: str, n: int | None, last: str | None
 ) -> tuple[bytes, str | None]:
     """Apply ``n`` and ``last`` to a tags list or catalog; return body and next link.
 
-    ``field`` is the list to page through: 'tags' or 'repositories'.
+    ``field`` is the list to page through: 'tags' or 'repositories'. ``n`` comes
+    from ``page_size``; 0 asks for an empty page, which has no next link, as in
+    the distribution registry.
     """
+    assert n is None or n >= 0, n
     doc = json.loads(body)
     items = sorted(doc[field])
     if last is not None:
@@ -176,7 +199,8 @@ def paginate(
     link = None
     if n is not None and len(items) > n:
         items = items[:n]
-        link = f'<{path}?n={n}&last={items[-1]}>; rel="next"'
+        if items:
+            link = f'<{path}?n={n}&last={items[-1]}>; rel="next"'
     doc[field] = items
     return json.dumps(doc).encode(), link
 

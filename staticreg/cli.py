@@ -35,9 +35,38 @@ def endpoint_option(func: F) -> F:
     )(func)
 
 
+def log_options(func: F) -> F:
+    """``-v`` and ``-q``, taken before the command name or after it."""
+    func = click.option(
+        "-q",
+        "--quiet",
+        is_flag=True,
+        expose_value=False,
+        callback=_remember_log_flag,
+        help="Log warnings and errors only.",
+    )(func)
+    return click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        expose_value=False,
+        callback=_remember_log_flag,
+        help="Log every blob (debug).",
+    )(func)
+
+
+def _remember_log_flag(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    # The group's flags and the command's meet in the root context, so that
+    # 'staticreg -q publish' and 'staticreg publish -q' mean the same.
+    if value:
+        ctx.find_root().meta[f"staticreg.{param.name}"] = value
+        _setup_logging(ctx)
+    return value
+
+
 def root_option(func: F) -> F:
-    """``--root`` and ``--endpoint-url``, options of every command."""
-    func = endpoint_option(func)
+    """``--root``, ``--endpoint-url``, ``-v`` and ``-q``: options of every command."""
+    func = log_options(endpoint_option(func))
     return click.option(
         "--root",
         envvar="STATICREG_ROOT",
@@ -62,7 +91,9 @@ def open_tree(root: str) -> store.Store:
     return store.open_store(root, endpoint)
 
 
-def _setup_logging(verbose: int, quiet: bool) -> None:
+def _setup_logging(ctx: click.Context) -> None:
+    meta = ctx.find_root().meta
+    quiet, verbose = meta.get("staticreg.quiet"), meta.get("staticreg.verbose")
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
@@ -92,12 +123,11 @@ def _errors() -> Iterator[None]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="staticreg")
-@click.option("-v", "--verbose", count=True, help="Log every blob (debug).")
-@click.option("-q", "--quiet", is_flag=True, help="Log warnings and errors only.")
-def cli(verbose: int, quiet: bool) -> None:
+@log_options
+def cli() -> None:
     """Publish container images as a static registry that nginx, a CDN or any
     web server can serve to docker, podman, containerd and skopeo."""
-    _setup_logging(verbose, quiet)
+    _setup_logging(click.get_current_context())
 
 
 @cli.command("publish")
@@ -329,7 +359,10 @@ def nginx_command(
     if output:
         with open(output, "w") as file:
             file.write(text)
-        log.info("wrote %s; run it with: nginx -c %s -p PREFIX", output, output)
+        if server_block:
+            log.info("wrote %s; include it in the http { } block of nginx", output)
+        else:
+            log.info("wrote %s; run it with: %s", output, nginx.run_command(output))
     else:
         click.echo(text, nl=False)
 
@@ -574,6 +607,7 @@ def search_command(root: str, as_json: bool, term: str) -> None:
 
 @cli.command("sync")
 @endpoint_option
+@log_options
 @click.option(
     "--dry-run",
     is_flag=True,

@@ -10,7 +10,8 @@ whatever host name the operator chooses. A first path part is a host when it hol
 a '.' or a ':' or is 'localhost' (Docker's rule). Docker Hub's implicit 'library/'
 namespace is dropped with its host, so 'docker.io/library/busybox:latest', as
 podman and Docker 25 record it, and 'busybox:latest', as Docker 24 records it,
-both name the repository 'busybox'.
+both name the repository 'busybox'; so does a tarball's hostless
+'library/busybox:latest' (``recorded_name``).
 (https://github.com/distribution/distribution/blob/main/reference/reference.go)
 """
 
@@ -99,6 +100,18 @@ def _split_host(text: str) -> str:
             return rest.removeprefix("library/")
         return rest
     return text
+
+
+def recorded_name(text: str) -> str:
+    """A name as a ``docker save`` tarball records it, without Hub's 'library/'.
+
+    Docker records Docker Hub names without their host, so a hostless
+    'library/busybox:1' there is 'docker.io/library/busybox:1' and publishes as
+    'busybox', as ``parse`` reads the hosted form. A ``--tag`` is not passed
+    through here: the user's 'library/x' is taken as written.
+    """
+    first, sep, rest = text.partition("/")
+    return rest if sep and first == "library" else text
 
 
 def parse(text: str, default_tag: str | None = DEFAULT_TAG) -> Reference:

@@ -116,10 +116,11 @@ class _Handler(BaseHTTPRequestHandler):
         query: dict[str, list[str]],
         send_body: bool,
     ) -> None:
+        wanted = query.get("n", [None])[0]
         try:
-            n = int(query["n"][0]) if "n" in query else None
+            n = api.page_size(wanted)
         except ValueError:
-            n = None
+            return self._error("PAGINATION_NUMBER_INVALID", send_body, {"n": wanted})
         last = query.get("last", [None])[0]
         assert route.page_field is not None
         body, link = api.paginate(
@@ -181,9 +182,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def _error(self, code: str, send_body: bool) -> None:
+    def _error(self, code: str, send_body: bool, detail: object = None) -> None:
         status = api.ERRORS[code][0]
-        body = api.error_body(code)
+        body = api.error_body(code, detail)
         self.send_response(status)
         self.send_header(*api.API_VERSION_HEADER)
         self.send_header("Content-Type", "application/json")

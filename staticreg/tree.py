@@ -83,7 +83,13 @@ def read_layout(store: Store, action: str) -> paths.Layout:
 
 def _check_format(store: Store, settings: JSON, action: str) -> None:
     version = settings.get("format") if isinstance(settings, dict) else None
-    if not isinstance(version, int) or version > paths.FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise Conflict(
+            f"cannot {action} {store.url}: its {paths.SETTINGS} has format "
+            f"{version!r}, expected a format number",
+            hint=f"the file is damaged; restore {paths.SETTINGS} from a copy",
+        )
+    if version > paths.FORMAT_VERSION:
         raise Conflict(
             f"cannot {action} {store.url}: its format {version!r} is newer than "
             f"this staticreg understands ({paths.FORMAT_VERSION})",

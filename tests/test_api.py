@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+import http.client
 import json
+import re
+import threading
+from collections.abc import Iterator
 
 import pytest
 
-from staticreg import api, paths
+from staticreg import api, paths, server
 from staticreg import digest as digestmod
+from staticreg.gen import nginx
+from staticreg.store import MemoryStore
 
 HEX = "d" * 64
 
@@ -125,3 +131,87 @@ def test_paginate_tags() -> None:
     assert link == '</v2/a/tags/list?n=2&last=b>; rel="next"'
     page, link = api.paginate(body, "tags", "/v2/a/tags/list", 2, "b")
     assert json.loads(page)["tags"] == ["c", "d"] and link is None
+
+
+def test_paginate_zero_is_an_empty_page_without_link() -> None:
+    body = json.dumps({"name": "a", "tags": ["b", "a"]}).encode()
+    page, link = api.paginate(body, "tags", "/v2/a/tags/list", 0, None)
+    assert json.loads(page) == {"name": "a", "tags": []} and link is None
+    empty = json.dumps({"repositories": []}).encode()
+    page, link = api.paginate(empty, "repositories", "/v2/_catalog", 0, None)
+    assert json.loads(page) == {"repositories": []} and link is None
+
+
+@pytest.mark.parametrize(
+    ("text", "n"), [(None, None), ("", None), ("0", 0), ("2", 2), ("100", 100)]
+)
+def test_page_size_reads_n(text: str | None, n: int | None) -> None:
+    assert api.page_size(text) == n
+
+
+@pytest.mark.parametrize("text", ["-1", "abc", "1.5", "+3", " 2", "2\n", "1_0", "٣"])
+def test_page_size_refuses_anything_but_a_count(text: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(f"invalid n {text!r}")):
+        api.page_size(text)
+
+
+def test_pagination_error_names_n_and_is_not_in_the_nginx_config() -> None:
+    doc = json.loads(api.error_body("PAGINATION_NUMBER_INVALID", {"n": "-1"}))
+    assert doc["errors"][0]["code"] == "PAGINATION_NUMBER_INVALID"
+    assert doc["errors"][0]["detail"] == {"n": "-1"}
+    assert api.ERRORS["PAGINATION_NUMBER_INVALID"][0] == 400
+    text = nginx.render_server("/srv/registry", "127.0.0.1:5000")
+    assert "pagination_number_invalid" not in text
+
+
+@pytest.fixture
+def served() -> Iterator[str]:
+    """``staticreg serve`` in a thread over a two-repository tree in memory."""
+    store = MemoryStore()
+    store.put(paths.CATALOG, json.dumps({"repositories": ["b/two", "a/one"]}).encode())
+    tags = {"name": "a/one", "tags": ["2", "1", "3"]}
+    store.put(paths.tags_list("a/one"), json.dumps(tags).encode())
+    httpd = server.serve(store, "127.0.0.1", 0)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def _get(address: str, path: str) -> tuple[int, dict[str, str], bytes]:
+    connection = http.client.HTTPConnection(address, timeout=5)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("path", ["/v2/a/one/tags/list", "/v2/_catalog"])
+def test_serve_n_zero_answers_an_empty_page(served: str, path: str) -> None:
+    status, headers, body = _get(served, f"{path}?n=0")
+    field = "tags" if "tags" in path else "repositories"
+    assert status == 200 and json.loads(body)[field] == []
+    assert "Link" not in headers
+
+
+@pytest.mark.parametrize("path", ["/v2/a/one/tags/list", "/v2/_catalog"])
+@pytest.mark.parametrize("n", ["-1", "abc"])
+def test_serve_bad_n_is_a_json_400(served: str, path: str, n: str) -> None:
+    status, headers, body = _get(served, f"{path}?n={n}")
+    assert status == 400 and headers["Content-Type"] == "application/json"
+    [error] = json.loads(body)["errors"]
+    assert error["code"] == "PAGINATION_NUMBER_INVALID"
+    assert error["detail"] == {"n": n}
+
+
+def test_serve_pages_on(served: str) -> None:
+    status, headers, body = _get(served, "/v2/a/one/tags/list?n=2")
+    assert status == 200 and json.loads(body)["tags"] == ["1", "2"]
+    assert headers["Link"] == '</v2/a/one/tags/list?n=2&last=2>; rel="next"'
+    _, headers, body = _get(served, "/v2/a/one/tags/list?n=2&last=2")
+    assert json.loads(body)["tags"] == ["3"] and "Link" not in headers

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 
 import pytest
@@ -86,3 +87,33 @@ def test_sniff() -> None:
     assert compression.sniff(gzip.compress(b"x")) == "gzip"
     assert compression.sniff(zstandard.ZstdCompressor().compress(b"x")) == "zstd"
     assert compression.sniff(b"usr/\0\0\0") == "none"
+
+
+# Several gzip blocks and several zstd jobs (about 8 MiB each at level 3), so
+# that more than one worker has work to do.
+BIG = (os.urandom(3 << 20) + b"text of a layer\n" * 400_000) * 3
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zstd"])
+def test_output_is_the_same_for_any_thread_count(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    digests = {}
+    for threads in (1, 2, 3, 8):
+        monkeypatch.setattr(compression, "_threads", lambda n=threads: n)
+        digests[threads] = hashlib.sha256(_compress(kind, BIG)).hexdigest()
+    assert len(set(digests.values())) == 1, digests
+
+
+@pytest.mark.parametrize("zstd_threads", [1, 2, 5])
+def test_zstd_output_is_the_same_for_any_worker_bound(
+    zstd_threads: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(compression, "_threads", lambda: 4)
+    expected = hashlib.sha256(_compress("zstd", BIG)).hexdigest()
+    sink = Collect()
+    codec = compression.codec("zstd")
+    writer = compression.open_writer(codec, sink, zstd_threads=zstd_threads)
+    writer.write(BIG)
+    writer.close()
+    assert hashlib.sha256(sink.data).hexdigest() == expected

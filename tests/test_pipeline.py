@@ -67,6 +67,20 @@ def test_output_is_deterministic_across_runs() -> None:
     assert len(digests) == 1
 
 
+@pytest.mark.parametrize("kind", ["gzip", "zstd"])
+def test_blob_digest_is_the_same_for_any_core_count(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    found = {}
+    for cores in (1, 2, 7):
+        monkeypatch.setattr(pipeline.compression, "_threads", lambda n=cores: n)
+        for zstd_threads in (None, 1, 3):
+            plan = Plan(kind, zstd_threads=zstd_threads)
+            staged = _stage(_layer(PLAIN), plan, MemoryStore())
+            found[(cores, zstd_threads)] = staged.digest
+    assert len(set(found.values())) == 1, found
+
+
 @pytest.mark.parametrize(
     ("compress", "kind"),
     [

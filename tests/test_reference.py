@@ -58,3 +58,26 @@ def test_upper_case_name_gets_a_hint() -> None:
 def test_digest_reference() -> None:
     ref = reference.parse("app@sha256:" + "b" * 64)
     assert ref.tag is None and str(ref) == "app@sha256:" + "b" * 64
+
+
+@pytest.mark.parametrize(
+    ("recorded", "name"),
+    [
+        ("library/busybox:latest", "busybox"),
+        ("docker.io/library/busybox:latest", "busybox"),
+        ("busybox:latest", "busybox"),
+        ("library/team/app:1", "team/app"),
+        ("docker.io/library/team/app:1", "team/app"),
+        ("maxhou/library:1", "maxhou/library"),
+        ("library:1", "library"),
+        ("localhost/library/app:1", "library/app"),
+    ],
+)
+def test_recorded_names_of_one_docker_name_give_one_repository(
+    recorded: str, name: str
+) -> None:
+    assert reference.parse(reference.recorded_name(recorded)).repository == name
+
+
+def test_explicit_library_name_is_taken_as_written() -> None:
+    assert reference.parse("library/busybox:1").repository == "library/busybox"

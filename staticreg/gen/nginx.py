@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import stat
 import string
 
@@ -42,6 +43,7 @@ def render_server(root: str, listen: str, server_name: str = "_") -> str:
     errors = [
         (code, (status, api.error_body(code).decode()))
         for code, (status, _) in api.ERRORS.items()
+        if code not in api.SERVE_ONLY_ERRORS
     ]
     return (
         _environment()
@@ -78,15 +80,33 @@ def _search_settings() -> dict[str, object]:
 
 
 def render_full(root: str, listen: str, conf_path: str, server_name: str = "_") -> str:
-    """A complete nginx.conf that ``nginx -c FILE -p PREFIX`` runs as it is."""
+    """A complete nginx.conf that ``nginx -c FILE -p PREFIX`` runs as it is.
+
+    Its header names ``conf_path`` as ``run_command`` does.
+    """
     server_block = render_server(root, listen, server_name)
     return (
         _environment()
         .get_template("nginx.conf.j2")
         .render(
-            root=os.path.abspath(root), conf_path=conf_path, server_block=server_block
+            root=os.path.abspath(root),
+            conf_path=_shell_path(conf_path),
+            server_block=server_block,
         )
     )
+
+
+def run_command(conf_path: str) -> str:
+    """The command that runs the config written to ``conf_path``."""
+    return f"nginx -c {_shell_path(conf_path)} -p PREFIX"
+
+
+def _shell_path(path: str) -> str:
+    # Absolute: nginx reads a relative -c against the -p prefix, not the
+    # current folder. No line breaks: the path goes into a comment line.
+    if any(c in path for c in "\n\r"):
+        raise ValueError(f"cannot write config path {path!r} into an nginx config")
+    return shlex.quote(os.path.abspath(path))
 
 
 def _check_value(what: str, value: str) -> None:

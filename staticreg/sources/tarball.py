@@ -23,7 +23,7 @@ import tarfile
 import tempfile
 from typing import BinaryIO
 
-from staticreg import compression
+from staticreg import compression, reference
 from staticreg import digest as digestmod
 from staticreg.errors import InvalidDigest, SourceError
 from staticreg.model import JSON, Image, Layer
@@ -104,15 +104,11 @@ class Tarball:
                 )
             if member.isfile():
                 return member
-            if member.issym():
-                target = posixpath.join(posixpath.dirname(current), member.linkname)
-            elif member.islnk():
-                target = member.linkname
-            else:
+            if not (member.issym() or member.islnk()):
                 raise SourceError(
                     f"cannot read {self.path!r}: member {name!r} is not a file"
                 )
-            current = _checked_name(self.path, posixpath.normpath(target))
+            current = _link_target(self.path, current, member)
         raise SourceError(f"cannot read {self.path!r}: too many links from {name!r}")
 
     def open(self, name: str) -> BinaryIO:
@@ -132,16 +128,46 @@ class Tarball:
 
 
 def _clean(name: str) -> str:
-    return posixpath.normpath(name.lstrip("./") if name.startswith("./") else name)
+    # Only whole './' prefixes go: lstrip("./") would also eat the dots of
+    # '../evil' and of whiteout names such as '.wh.x'.
+    while name.startswith("./"):
+        name = name[2:]
+    return posixpath.normpath(name)
 
 
-def _checked_name(path: str, name: str) -> str:
-    if name.startswith("/") or ".." in name.split("/"):
+def _checked_name(path: str, raw: str) -> str:
+    """The member name ``raw`` cleaned, refused if absolute or with a '..' part.
+
+    '..' is looked for in the raw name: normalising would turn 'a/../b' into 'b'.
+    """
+    name = _clean(raw)
+    if name.startswith("/") or ".." in raw.split("/"):
+        outside = name.startswith("/") or name == ".." or name.startswith("../")
+        what = "points outside the archive" if outside else "has a '..' part"
         raise SourceError(
-            f"refusing {path!r}: member name {name!r} points outside the archive",
+            f"refusing {path!r}: member name {raw!r} {what}",
             hint="tar members must be relative paths without '..'",
         )
     return name
+
+
+def _link_target(path: str, name: str, member: tarfile.TarInfo) -> str:
+    """The member that link ``name`` points at; refused if outside the archive.
+
+    A symlink's target is relative to its folder (docker save links a shared
+    layer as '<id>/layer.tar -> ../<other>/layer.tar'), a hard link's to the
+    archive's root.
+    """
+    link = member.linkname
+    base = posixpath.dirname(name) if member.issym() else ""
+    target = _clean(posixpath.join(base, link))
+    if link.startswith("/") or target == ".." or target.startswith("../"):
+        raise SourceError(
+            f"refusing {path!r}: link {name!r} points outside the archive "
+            f"(to {link!r})",
+            hint="links in a docker save archive must stay inside it",
+        )
+    return target
 
 
 def _index(path: str, shown: str) -> dict[str, tarfile.TarInfo]:
@@ -158,7 +184,9 @@ def _index(path: str, shown: str) -> dict[str, tarfile.TarInfo]:
         ) from None
     index: dict[str, tarfile.TarInfo] = {}
     for member in members:
-        name = _checked_name(shown, _clean(member.name))
+        name = _checked_name(shown, member.name)
+        if member.issym() or member.islnk():
+            _link_target(shown, name, member)
         if member.isfile() and member.offset_data + member.size > size:
             raise SourceError(
                 f"cannot read {shown!r}: member {name!r} is truncated "
@@ -268,7 +296,8 @@ def _image(tarball: Tarball, entry: JSON, number: int) -> Image:
         _layer(tarball, member, diff_id)
         for member, diff_id in zip(entry["Layers"], diff_ids, strict=True)
     )
-    tags = tuple(str(tag) for tag in entry.get("RepoTags") or ())
+    recorded = entry.get("RepoTags") or ()
+    tags = tuple(reference.recorded_name(str(tag)) for tag in recorded)
     return Image(config=config, layers=layers, name=name, tags=tags)
 
 

@@ -57,6 +57,9 @@ def _cases(tree: Tree) -> list[tuple[str, str, dict[str, str], int, str | None]]
         ("GET", "/v2/e2e/gzip/blobs/sha256:a/b", {}, 400, "DIGEST_INVALID"),
         ("GET", "/v2/e2e/gzip/manifests/sha256:a:b", {}, 400, "DIGEST_INVALID"),
         ("GET", "/v2//e2e///gzip/tags/list", {}, 200, None),
+        # nginx ignores n; serve answers an empty page (test_serve_pages_tags).
+        ("GET", "/v2/e2e/gzip/tags/list?n=0", {}, 200, None),
+        ("GET", "/v2/_catalog?n=0", {}, 200, None),
         ("GET", f"/v2/e2e/gzip/blobs/{layer}", {}, 200, None),
         ("HEAD", f"/v2/e2e/gzip/blobs/{layer}", {}, 200, None),
         ("GET", f"/v2/e2e/gzip/blobs/{layer}", {"Range": "bytes=10-99"}, 206, None),
@@ -183,6 +186,26 @@ def test_serve_pages_tags(tree: Tree, serve: Serve) -> None:
     doc = json.loads(body)
     assert status == 200 and len(doc["repositories"]) == 2
     assert headers["Link"].startswith("</v2/_catalog?n=2&last=")
+    for path in ("/v2/_catalog?n=0", "/v2/e2e/gzip/tags/list?n=0"):
+        status, headers, body = _request(serve.url, "GET", path, {})
+        assert status == 200 and "Link" not in headers, path
+        assert json.loads(body) in (
+            {"repositories": []},
+            {"name": "e2e/gzip", "tags": []},
+        )
+
+
+@pytest.mark.parametrize("n", ["-1", "x"])
+def test_serve_refuses_bad_n_that_nginx_ignores(
+    n: str, tree: Tree, nginx_session: daemons.Nginx, serve: Serve
+) -> None:
+    for path in (f"/v2/_catalog?n={n}", f"/v2/e2e/gzip/tags/list?n={n}"):
+        status, _, body = _request(serve.url, "GET", path, {})
+        [error] = json.loads(body)["errors"]
+        assert status == 400 and error["code"] == "PAGINATION_NUMBER_INVALID", path
+        assert error["detail"] == {"n": n}
+        status, _, body = _request(nginx_session.url, "GET", path, {})
+        assert status == 200 and json.loads(body), path
 
 
 SITE_AND_SEARCH = [

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import tarfile
 from pathlib import Path
 
 import pytest
 
 from staticreg import sources
 from staticreg.errors import SourceError
+from staticreg.sources import tarball
 
 from harness import images
 
@@ -106,3 +108,69 @@ def test_truncated_compressed_tarball(
     packed.write_bytes(gzip.compress(hello_tar.path.read_bytes())[:5000])
     with pytest.raises(SourceError, match="cut.tar.gz.*ends before its end marker"):
         sources.read(str(packed))
+
+
+def _with_members(src: Path, dst: Path, *extra: images.Member) -> Path:
+    """A copy of the tarball ``src`` with ``extra`` members, named as given."""
+    dst.write_bytes(images.pack(images.unpack(src.read_bytes()) + list(extra)))
+    return dst
+
+
+def _hardlink(name: str, target: str) -> images.Member:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.LNKTYPE
+    info.linkname = target
+    return images.Member(info)
+
+
+def test_dot_slash_prefix_goes_but_other_dots_stay(
+    hello_tar: images.SavedTarball, tmp_path: Path
+) -> None:
+    extra = [
+        images.file_member("./.wh.x", b"whiteout\n"),
+        images.file_member("././.config", b"dotfile\n"),
+    ]
+    archive = tarball.Tarball(
+        str(_with_members(hello_tar.path, tmp_path / "w.tar", *extra))
+    )
+    assert ".wh.x" in archive.members and "wh.x" not in archive.members
+    assert ".config" in archive.members and "config" not in archive.members
+    assert archive.read("./.wh.x", 100) == b"whiteout\n"
+
+
+@pytest.mark.parametrize(
+    ("member", "message"),
+    [
+        (images.symlink_member("unused", "/etc/passwd"), "'unused' points outside"),
+        (images.symlink_member("a/b", "../../x"), "'a/b' points outside"),
+        (images.symlink_member("a/b", "./../../x"), "(to './../../x')"),
+        (_hardlink("hard", "../x"), "link 'hard' points outside the archive"),
+        (_hardlink("hard", "/etc/shadow"), "(to '/etc/shadow')"),
+    ],
+)
+def test_links_out_of_the_archive_are_refused_even_unused(
+    hello_tar: images.SavedTarball,
+    tmp_path: Path,
+    member: images.Member,
+    message: str,
+) -> None:
+    bad = _with_members(hello_tar.path, tmp_path / "bad.tar", member)
+    with pytest.raises(SourceError) as info:
+        sources.read(str(bad))
+    assert message in str(info.value) and str(bad) in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_links_inside_the_archive_are_followed(
+    hello_tar: images.SavedTarball, tmp_path: Path
+) -> None:
+    layer = images.target_layer_member(hello_tar.path)
+    extra = [
+        images.symlink_member("x/y/copy.tar", f"../../{layer}"),
+        _hardlink("hard.tar", f"./{layer}"),
+    ]
+    path = _with_members(hello_tar.path, tmp_path / "ok.tar", *extra)
+    archive = tarball.Tarball(str(path))
+    want = archive.resolve(layer)
+    assert archive.resolve("x/y/copy.tar").offset_data == want.offset_data
+    assert archive.resolve("hard.tar").offset_data == want.offset_data
