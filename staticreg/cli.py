@@ -165,7 +165,7 @@ def cli() -> None:
 @click.option(
     "--ref",
     metavar="REF",
-    help="Pick the image of an OCI layout with this ref name (same as INPUT:REF).",
+    help="Pick the image of an OCI layout by ref name or digest (as INPUT:REF).",
 )
 @click.option(
     "--platform",

@@ -28,6 +28,7 @@ from staticreg import (
 from staticreg import digest as digestmod
 from staticreg.catalog import RepositoryRecord, TagEntry
 from staticreg.digest import Digest
+from staticreg.errors import Conflict
 from staticreg.gen import site
 from staticreg.manifests import Built
 from staticreg.model import Artifact, Blob, Image, Index, Layer, Node
@@ -108,14 +109,17 @@ def publish(
         # Referrers may land in repositories no tag names: then redo them all.
         changed = None if extra_referrers else _repositories(targets)
         with store.lock():
+            # Before anything is written: a referrer with nowhere to go fails
+            # the publish and leaves the tree as it was.
+            placed = _place_referrers(
+                store, tree_layout, targets, built, extra_referrers, built_refs
+            )
             tree.claim(store, tree_layout)
             # Before any pointer moves, so that the site catches up even if this
             # publish dies before regenerating it.
             site.mark_pending(store, changed)
             _commit_blobs(store, staged, built + built_refs)
-            published = _commit_pointers(
-                store, tree_layout, targets, built, extra_referrers, built_refs
-            )
+            published = _commit_pointers(store, tree_layout, targets, built, placed)
             site.regenerate(store, changed, layout=tree_layout)
             return published
     finally:
@@ -264,21 +268,25 @@ def _commit_blobs(store: Store, staged: _Staged, built: Sequence[Built]) -> None
             tree.put_blob(store, node.digest, node.raw)
 
 
-def _commit_pointers(
-    store: Store,
-    layout: paths.Layout,
-    targets: Sequence[Target],
-    built: Sequence[Built],
-    extra: Sequence[Referrer],
-    built_refs: Sequence[Built],
-) -> list[Published]:
+def _by_repository(
+    targets: Sequence[Target], built: Sequence[Built]
+) -> dict[str, list[tuple[Built, str]]]:
     by_repository: dict[str, list[tuple[Built, str]]] = {}
     for (_, refs), top in zip(targets, built, strict=True):
         for ref in refs:
             assert ref.tag is not None, "publish targets carry tags"
             by_repository.setdefault(ref.repository, []).append((top, ref.tag))
-    refs_by_repository = _place_referrers(by_repository, extra, built_refs)
+    return by_repository
 
+
+def _commit_pointers(
+    store: Store,
+    layout: paths.Layout,
+    targets: Sequence[Target],
+    built: Sequence[Built],
+    refs_by_repository: dict[str, list[Built]],
+) -> list[Published]:
+    by_repository = _by_repository(targets, built)
     published = []
     for name in sorted(set(by_repository) | set(refs_by_repository)):
         published += _commit_repository(
@@ -294,30 +302,44 @@ def _commit_pointers(
 
 
 def _place_referrers(
-    by_repository: dict[str, list[tuple[Built, str]]],
+    store: Store,
+    layout: paths.Layout,
+    targets: Sequence[Target],
+    built: Sequence[Built],
     extra: Sequence[Referrer],
     built_refs: Sequence[Built],
 ) -> dict[str, list[Built]]:
+    """The repositories each referrer goes to: those its subject is published
+    in by this publish or, failing that, already in the tree."""
     where: dict[Digest, set[str]] = {}
-    for name, entries in by_repository.items():
+    for name, entries in _by_repository(targets, built).items():
         for top, _ in entries:
             for node in top.walk():
                 where.setdefault(node.digest, set()).add(name)
     placed: dict[str, list[Built]] = {}
     for (_, repos), ref in zip(extra, built_refs, strict=True):
-        if repos is not None:
-            names = set(repos)
-        else:
-            names = where.get(ref.subject, set()) if ref.subject else set()
+        names = set(repos) if repos is not None else set()
+        if repos is None and ref.subject is not None:
+            names = where.get(ref.subject) or _holding(store, layout, ref.subject)
         if not names:
-            log.warning(
-                "skipped referrer %s: its subject %s is not published with it",
-                ref.digest.short,
-                ref.subject,
+            raise Conflict(
+                f"cannot publish referrer {ref.digest}: its subject {ref.subject} "
+                f"is neither in the inputs nor published in {store.url}",
+                hint="publish the subject first, or together with the referrer",
             )
         for name in names:
             placed.setdefault(name, []).append(ref)
     return placed
+
+
+def _holding(store: Store, layout: paths.Layout, subject: Digest) -> set[str]:
+    """The repositories of the tree whose record lists the manifest ``subject``."""
+    found = set()
+    for name in catalog.read_names(store, layout):
+        record = catalog.read_repository(store, name)
+        if record is not None and str(subject) in record.manifests:
+            found.add(name)
+    return found
 
 
 def _commit_repository(
@@ -345,6 +367,8 @@ def _commit_repository(
     tree.write_repository(store, layout, record, raw, tags, subjects)
     for result in published:
         log.info("published %s", result)
+    for node in new_referrers:
+        log.info("published %s@%s, a referrer of %s", name, node.digest, node.subject)
     return published
 
 

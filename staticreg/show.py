@@ -134,6 +134,7 @@ def inspect(store: Store, text: str, as_json: bool) -> str:
                 "mediaType": desc["mediaType"],
                 "manifest": manifest,
                 "config": summary,
+                "platforms": record.platforms(str(found)),
                 "referrers": attached,
             },
             indent=2,
@@ -156,21 +157,19 @@ def _index_text(name: str, found: digestmod.Digest, desc: JSON, manifest: JSON) 
     ]
     rows = [["  PLATFORM", "DIGEST", "SIZE"]]
     for child in manifest.get("manifests", []):
-        platform = child.get("platform") or {}
-        label = (
-            "/".join(
-                x
-                for x in (
-                    platform.get("os"),
-                    platform.get("architecture"),
-                    platform.get("variant"),
-                )
-                if x
-            )
-            or "-"
-        )
+        label = _platform_label(child)
         rows.append([f"  {label}", child["digest"], _human(child["size"])])
     return "\n".join(lines) + "\n" + _table(rows)
+
+
+def _platform_label(child: JSON) -> str:
+    annotations = child.get("annotations") or {}
+    # buildx lists its attestations as platform unknown/unknown: no platform.
+    if annotations.get("vnd.docker.reference.type") == "attestation-manifest":
+        return "(attestation)"
+    platform = child.get("platform") or {}
+    parts = (platform.get("os"), platform.get("architecture"), platform.get("variant"))
+    return "/".join(x for x in parts if x) or "-"
 
 
 def _artifact_text(

@@ -32,6 +32,12 @@ def resolve(
     Several single-platform images given one --tag become one OCI index.
     """
     if tags:
+        if not nodes:
+            raise SourceError(
+                f"cannot tag {tags[0]}: the inputs hold only referrers (signatures, "
+                "SBOMs), which are published beside their subjects",
+                hint="drop --tag",
+            )
         if len(nodes) == 1:
             return [(nodes[0], list(tags))]
         return [(assemble(nodes), list(tags))]

@@ -359,7 +359,7 @@ def test_layout_with_several_images_and_one_tag_lists_its_refs(tmp_path: Path) -
     )
     assert code == 1 and out == ""
     assert "holds 2 images, and --tag names one" in err
-    assert f"its refs: one, two; pick one with {path}:REF or --ref REF" in err
+    assert f"its images: one; two; pick one with {path}:REF or --ref REF" in err
     code, out, _ = run(
         "publish", "--root", str(tmp_path / "r"), f"{path}:two", "--tag", "app:1"
     )

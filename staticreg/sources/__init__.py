@@ -17,12 +17,16 @@ __all__ = ["Input", "read"]
 
 
 def split_ref(spec: str) -> tuple[str, str | None]:
-    """Split ``PATH:REF`` when PATH exists and PATH:REF does not."""
+    """Split ``PATH:REF`` when PATH exists and PATH:REF does not.
+
+    Ref names hold colons of their own (``docker.io/team/app:1.0``), and paths
+    may too: the longest existing PATH wins.
+    """
     if os.path.exists(spec):
         return spec, None
-    path, sep, ref = spec.rpartition(":")
-    if sep and path and os.path.exists(path):
-        return path, ref
+    for at in reversed([i for i, char in enumerate(spec) if char == ":"]):
+        if at and os.path.exists(spec[:at]):
+            return spec[:at], spec[at + 1 :]
     return spec, None
 
 

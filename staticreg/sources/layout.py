@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 MAX_DOCUMENT_SIZE = 4 << 20
 REF_NAME = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME = "io.containerd.image.name"
+# BuildKit's annotations on the attestation manifests of an index
+# (https://docs.docker.com/build/metadata/attestations/attestation-storage/).
+REFERENCE_TYPE = "vnd.docker.reference.type"
+REFERENCE_DIGEST = "vnd.docker.reference.digest"
 
 
 class Container(Protocol):
@@ -96,17 +100,19 @@ class Input:
 
     nodes: list[Node] = field(default_factory=list)
     referrers: list[Node] = field(default_factory=list)
-    # For a layout from which no ref was picked: every ref name it carries.
-    refs: list[str] = field(default_factory=list)
+    # For a layout from which no ref was picked: how to tell its images apart
+    # (ref names, or digest and platform), one per node.
+    choices: list[str] = field(default_factory=list)
     path: str = ""
 
     def check_single(self) -> None:
         """Refuse a layout of several images where the user named only one tag."""
-        if len(self.nodes) > 1 and self.refs:
+        if len(self.nodes) > 1 and self.choices:
             raise SourceError(
                 f"{self.path!r} holds {len(self.nodes)} images, and --tag names one",
-                hint=f"its refs: {', '.join(self.refs)}; pick one with "
-                f"{self.path}:REF or --ref REF",
+                hint=f"its images: {'; '.join(self.choices)}; pick one with "
+                f"{self.path}:REF or --ref REF (a ref name or a digest), or list "
+                "them in one index in index.json to publish them together",
             )
 
 
@@ -119,7 +125,10 @@ def open_container(path: str) -> Container:
 
 
 def read(container: Container, ref: str | None, platforms: Sequence[str] = ()) -> Input:
-    """Read the images of a layout; ``ref`` picks one by its ref name."""
+    """Read the images of a layout; ``ref`` picks one by its ref name or digest.
+
+    A layout of referrers only is no error: their subjects may be published.
+    """
     reader = _Reader(container, platforms)
     entries = reader.entries()
     found = Input(path=container.path)
@@ -127,19 +136,85 @@ def read(container: Container, ref: str | None, platforms: Sequence[str] = ()) -
     for entry in entries:
         if _has_subject(reader.document(entry)):
             found.referrers.append(reader.node(entry, names=_names(entry)))
-        elif ref is None or ref in _names(entry):
+        elif ref is None or ref in _names(entry) or ref == entry["digest"]:
             chosen.append(entry)
-    if not chosen:
-        if ref is not None:
-            raise SourceError(
-                f"{container.path!r} has no image with ref {ref!r}",
-                hint=_refs_hint(entries),
-            )
-        raise SourceError(f"{container.path!r} holds no image, only referrers")
+    if not chosen and ref is not None:
+        raise SourceError(
+            f"{container.path!r} has no image with ref {ref!r}",
+            hint=_refs_hint(entries),
+        )
     found.nodes = [reader.node(entry, names=_names(entry)) for entry in chosen]
+    for node in found.nodes:
+        _check_platform(node, platforms)
+    found.referrers = _picked_referrers(reader, entries, found)
     if ref is None:
-        found.refs = sorted({name for entry in chosen for name in _names(entry)})
+        found.choices = [
+            _choice(entry, node)
+            for entry, node in zip(chosen, found.nodes, strict=True)
+        ]
     return found
+
+
+def _picked_referrers(
+    reader: _Reader, entries: Sequence[JSON], found: Input
+) -> list[Node]:
+    """Drop the referrers of manifests the layout holds but --ref or --platform
+    left out: they are not published, so neither is what refers to them."""
+    published = {d for node in found.nodes + found.referrers for d in _digests(node)}
+    left_out = {
+        d for entry in entries for d in reader.listed(entry) if d not in published
+    }
+    kept = []
+    for node in found.referrers:
+        if node.subject is not None and str(node.subject) in left_out:
+            log.info(
+                "skipped referrer %s: its subject %s was not picked",
+                node.name,
+                node.subject,
+            )
+        else:
+            kept.append(node)
+    return kept
+
+
+def _digests(node: Node) -> set[str]:
+    """The digests a node and its children have in the layout (an index that
+    --platform rebuilt has none of its own)."""
+    if isinstance(node, Index):
+        own = {str(digestmod.of_bytes(node.raw))} if node.raw is not None else set()
+        return own.union(*(_digests(c) for c in node.children))
+    raw = node.manifest
+    return {str(digestmod.of_bytes(raw))} if raw is not None else set()
+
+
+def _check_platform(node: Node, platforms: Sequence[str]) -> None:
+    """--platform picks among an index's platforms; a lone image must match."""
+    if not platforms or isinstance(node, Index):
+        return
+    if isinstance(node, Artifact):
+        raise SourceError(
+            f"cannot pick platform {', '.join(platforms)} of {node.name}: it is an "
+            "artifact, with no platform",
+            hint="drop --platform",
+        )
+    own = str(node.platform)
+    if own not in platforms:
+        raise SourceError(
+            f"{node.name} is a single-platform image for {own}, not "
+            f"{', '.join(platforms)}",
+            hint="drop --platform, or give the layout of that platform",
+        )
+
+
+def _choice(entry: JSON, node: Node) -> str:
+    names = _names(entry)
+    if names:
+        return ", ".join(names)
+    if isinstance(node, Image):
+        kind = str(node.platform)
+    else:
+        kind = "index" if isinstance(node, Index) else "artifact"
+    return f"{entry['digest']} ({kind})"
 
 
 def _has_subject(raw: bytes) -> bool:
@@ -225,6 +300,14 @@ class _Reader:
     def _blob_name(self, found: Digest) -> str:
         return f"blobs/{found.algorithm}/{found.hex}"
 
+    def listed(self, entry: JSON) -> list[str]:
+        """An index.json entry's digest and, for an index, its manifests'."""
+        found = [str(entry["digest"])]
+        if mediatypes.is_index(entry["mediaType"]) and self.has_blob(entry):
+            doc = json.loads(self.document(entry))
+            found += [str(d.get("digest")) for d in doc.get("manifests") or []]
+        return found
+
     def has_blob(self, desc: JSON) -> bool:
         return self._blob_name(digestmod.parse(desc["digest"])) in self.container
 
@@ -276,17 +359,10 @@ class _Reader:
         self, raw: bytes, doc: JSON, media_type: str, label: str, names: tuple[str, ...]
     ) -> Index:
         entries = [self._checked_descriptor(e, label) for e in doc.get("manifests", [])]
-        missing = [e for e in entries if not self.has_blob(e)]
         if self.platforms:
             entries = self._pick_platforms(entries, label)
-        elif missing:
-            complete = sorted({_platform(e) for e in entries if e not in missing})
-            raise SourceError(
-                f"index {label} lists {len(missing)} manifests whose blobs are "
-                f"missing, for platforms {_platform_list(missing)}",
-                hint="publish only the complete platforms with "
-                + " ".join(f"--platform {p}" for p in complete if p != "unknown"),
-            )
+        else:
+            self._check_complete(entries, label)
         children = tuple(self.node(e) for e in entries)
         unchanged = len(entries) == len(doc.get("manifests", []))
         return Index(
@@ -298,22 +374,68 @@ class _Reader:
             descriptors=tuple(entries),
         )
 
+    def _check_complete(self, entries: list[JSON], label: str) -> None:
+        """Refuse an index whose platform images lack blobs, as Docker's
+        containerd image store exports them (moby#49473)."""
+        images = [e for e in entries if not _is_attestation(e)]
+        missing = [e for e in images if not self.has_blob(e)]
+        if not missing:
+            return
+        complete = sorted({_platform(e) for e in images if e not in missing})
+        message = (
+            f"index {label} lists {len(missing)} manifests whose blobs are "
+            f"missing, for platforms {_platform_list(missing)}"
+        )
+        if not complete:
+            raise SourceError(
+                message + "; no platform of it is complete",
+                hint="the layout is incomplete; export it again with the blobs of "
+                "at least one platform",
+            )
+        raise SourceError(
+            message,
+            hint="publish only the complete platforms with "
+            + " ".join(f"--platform {p}" for p in complete),
+        )
+
     def _pick_platforms(self, entries: list[JSON], label: str) -> list[JSON]:
-        picked = [e for e in entries if _platform(e) in self.platforms]
+        """The entries of the chosen platforms, and the attestations attached to
+        them whose blobs are all there; an index's own order is kept."""
+        images = [e for e in entries if not _is_attestation(e)]
+        picked = [e for e in images if _platform(e) in self.platforms]
         found = {_platform(e) for e in picked}
         absent = [p for p in self.platforms if p not in found]
         if absent:
             raise SourceError(
                 f"index {label} has no platform {', '.join(absent)}",
-                hint=f"its platforms: {_platform_list(entries)}",
+                hint=f"its platforms: {_platform_list(images)}",
             )
         for entry in picked:
             if not self.has_blob(entry):
                 raise SourceError(
                     f"index {label}: the blobs of platform {_platform(entry)} are "
-                    "missing from the layout"
+                    "missing from the layout",
+                    hint=f"its complete platforms: {self._complete_list(images)}",
                 )
-        return picked
+        chosen = {str(e["digest"]) for e in picked}
+        return [
+            e
+            for e in entries
+            if e in picked
+            or (_attached_to(e) in chosen and self._has_all_blobs(e, label))
+        ]
+
+    def _complete_list(self, images: list[JSON]) -> str:
+        return _platform_list([e for e in images if self.has_blob(e)]) or "none"
+
+    def _has_all_blobs(self, desc: JSON, label: str) -> bool:
+        """True when a manifest and every blob it names are in the layout."""
+        if not self.has_blob(desc):
+            return False
+        doc = json.loads(self.document(desc))
+        named = [doc["config"]] if isinstance(doc.get("config"), dict) else []
+        named += list(doc.get("layers") or [])
+        return all(self.has_blob(self._checked_descriptor(d, label)) for d in named)
 
     def _image(
         self, raw: bytes, doc: JSON, label: str, names: tuple[str, ...]
@@ -414,6 +536,19 @@ def _descriptor(desc: JSON) -> Descriptor:
         int(desc["size"]),
         desc.get("annotations"),
     )
+
+
+def _is_attestation(desc: JSON) -> bool:
+    """True for the attestation manifests buildx lists beside each platform
+    (platform unknown/unknown): attachments, not platforms to pick."""
+    annotations = desc.get("annotations") or {}
+    return annotations.get(REFERENCE_TYPE) == "attestation-manifest"
+
+
+def _attached_to(desc: JSON) -> str | None:
+    annotations = desc.get("annotations") or {}
+    found = annotations.get(REFERENCE_DIGEST)
+    return str(found) if found else None
 
 
 def _platform_list(entries: Sequence[JSON]) -> str:

@@ -37,6 +37,9 @@ def layouts(tree: Tree, tmp_path_factory: pytest.TempPathFactory) -> dict[str, d
     signed.add(signature)
     signed.add(sbom)
     tree.publish(signed.write_dir(work / "signed"))
+    # The same image and referrers again, for test_attach to add to: the tests
+    # of lay/signed then see exactly its two referrers, whatever the order.
+    tree.publish(work / "signed", "--tag", "lay/attached:1")
 
     listed = Layout()
     d_amd = listed.image(platform_image("amd64", b"docker amd64\n"), docker=True)
@@ -54,6 +57,8 @@ def layouts(tree: Tree, tmp_path_factory: pytest.TempPathFactory) -> dict[str, d
     tree.publish(buildx.write_tar(work / "buildx.tar"))
     return {
         "buildx": b_index,
+        "buildx_amd": b_amd,
+        "buildx_arm": b_arm,
         "index": index,
         "amd": amd,
         "arm": arm,
@@ -72,14 +77,28 @@ def test_published_digests_are_the_layout_digests(tree: Tree, layouts) -> None: 
 
 
 def test_containerd_pulls_a_buildx_index_with_attestations(
-    nginx_session: daemons.Nginx, containerd: daemons.Containerd
+    layouts,  # type: ignore[no-untyped-def]
+    nginx_session: daemons.Nginx,
+    containerd: daemons.Containerd,
 ) -> None:
     ref = f"{nginx_session.host}/lay/buildx:1"
-    for platform, text in ((None, "buildx amd64"), ("linux/arm64", None)):
-        containerd.new_namespace()
-        containerd.pull(ref, platform=platform)
-        if text is not None:
-            assert containerd.run(ref).strip() == text
+    containerd.new_namespace()
+    containerd.pull(ref)
+    assert containerd.run(ref).strip() == "buildx amd64"
+
+    # arm64 cannot run here: check what was pulled, the arm64 image and only it.
+    containerd.new_namespace()
+    containerd.pull(ref, platform="linux/arm64")
+    assert containerd.image_digest(ref) == layouts["buildx"]["digest"]
+    got = containerd.ctr("content", "get", layouts["buildx_arm"]["digest"])
+    config = containerd.ctr(
+        "content", "get", json.loads(got.stdout)["config"]["digest"]
+    )
+    assert json.loads(config.stdout)["architecture"] == "arm64"
+    absent = containerd.ctr(
+        "content", "get", layouts["buildx_amd"]["digest"], check=False
+    )
+    assert absent.returncode != 0
     containerd.new_namespace()
 
 
@@ -133,9 +152,11 @@ def test_skopeo_copy_all_keeps_the_index_digest(
     assert len(list((tmp_path / "out/blobs/sha256").iterdir())) >= 7
 
 
-def _referrers(base: str, digest: str, query: str = "") -> tuple[int, dict, dict]:  # type: ignore[type-arg]
+def _referrers(
+    base: str, digest: str, query: str = "", name: str = "lay/signed"
+) -> tuple[int, dict, dict]:  # type: ignore[type-arg]
     status, headers, body = daemons.http_get(
-        f"{base}/v2/lay/signed/referrers/{digest}{query}"
+        f"{base}/v2/{name}/referrers/{digest}{query}"
     )
     return status, headers, json.loads(body) if status == 200 else {}
 
@@ -164,10 +185,13 @@ def test_referrers_api(
     status, headers, doc = _referrers(
         base, subject, f"?artifactType={quote(SBOM_TYPE, safe='')}"
     )
+    assert status == 200 and headers["Content-Type"] == INDEX
     assert headers["OCI-Filters-Applied"] == "artifactType"
     assert [d["digest"] for d in doc["manifests"]] == [layouts["sbom"]["digest"]]
 
-    for unknown in ("sha256:" + "1" * 64, layouts["amd"]["digest"]):
+    # Unknown, and known to lay/signed (the signature is a manifest there) but
+    # without referrers: both an empty index.
+    for unknown in ("sha256:" + "1" * 64, layouts["signature"]["digest"]):
         status, headers, doc = _referrers(base, unknown)
         assert status == 200 and headers["Content-Type"] == INDEX
         assert doc["manifests"] == []
@@ -195,17 +219,21 @@ def test_fallback_tag_is_listed_and_pullable(
     assert signature["subject"]["digest"] == subject
 
 
+@pytest.mark.parametrize("server_kind", ["nginx", "serve"])
 def test_attach_publishes_a_referrer(
+    server_kind: str,
     tree: Tree,
-    layouts,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    layouts,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
     nginx_session: daemons.Nginx,
+    serve: Serve,
 ) -> None:
     import subprocess
     import sys
 
+    base = nginx_session.url if server_kind == "nginx" else serve.url
     report = tmp_path / "scan.json"
-    report.write_text('{"vulnerabilities": []}')
+    report.write_text(f'{{"vulnerabilities": [], "server": "{server_kind}"}}')
     result = subprocess.run(
         [
             sys.executable,
@@ -215,7 +243,7 @@ def test_attach_publishes_a_referrer(
             "--root",
             str(tree.root),
             "--subject",
-            "lay/signed:1",
+            "lay/attached:1",
             "--artifact-type",
             "application/vnd.example.scan+json",
             "--media-type",
@@ -227,13 +255,31 @@ def test_attach_publishes_a_referrer(
         check=True,
     )
     added = result.stdout.strip().split("@")[1]
-    _, _, doc = _referrers(nginx_session.url, layouts["image"]["digest"])
-    assert added in {d["digest"] for d in doc["manifests"]}
-    status, _, blob = daemons.http_get(
-        f"{nginx_session.url}/v2/lay/signed/manifests/{added}"
+    subject = layouts["image"]["digest"]
+    before = {layouts["signature"]["digest"], layouts["sbom"]["digest"]}
+
+    status, _, doc = _referrers(base, subject, name="lay/attached")
+    assert status == 200
+    listed = {d["digest"] for d in doc["manifests"]}
+    assert added in listed and before < listed
+    # The fallback tag lists it too, in step with the API.
+    status, headers, raw = daemons.http_get(
+        f"{base}/v2/lay/attached/manifests/{subject.replace(':', '-')}",
+        headers={"Accept": INDEX},
     )
+    assert status == 200 and headers["Content-Type"] == INDEX
+    assert json.loads(raw) == doc
+
+    status, _, blob = daemons.http_get(
+        f"{base}/v2/lay/attached/manifests/{added}",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+    )
+    assert status == 200
     layer = json.loads(blob)["layers"][0]
     status, _, data = daemons.http_get(
-        f"{nginx_session.url}/v2/lay/signed/blobs/{layer['digest']}"
+        f"{base}/v2/lay/attached/blobs/{layer['digest']}"
     )
     assert status == 200 and data == report.read_bytes()
+    # lay/signed, the same image in another repository, is left as it was.
+    _, _, doc = _referrers(base, subject)
+    assert {d["digest"] for d in doc["manifests"]} == before
