@@ -5,6 +5,9 @@
 
   var NAME_RE = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
   var SHOWN = 100;
+  // What a list shows of a description (indexjson.short_description): the
+  // search JSON holds it whole, so that all of it can be searched.
+  var BRIEF = 200;
 
   // A copied tree is served under another name: pull from where the page came
   // from, unless the site was generated with --base-url.
@@ -81,6 +84,12 @@
     });
   }
 
+  function brief(text) {
+    var chars = Array.from(text);  // code points, as Python counts them
+    if (chars.length <= BRIEF) return text;
+    return chars.slice(0, BRIEF - 1).join("").trimEnd() + "\u2026";
+  }
+
   function resultItem(entry, base) {
     var item = document.createElement("li");
     var link = document.createElement("a");
@@ -102,7 +111,7 @@
     if (entry.description) {
       var text = document.createElement("p");
       text.className = "description";
-      text.textContent = entry.description;
+      text.textContent = brief(entry.description);
       item.appendChild(text);
     }
     return item;

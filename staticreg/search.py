@@ -31,17 +31,24 @@ def entries(store: Store) -> list[JSON]:
 
 
 def find(store: Store, term: str) -> list[JSON]:
+    """The entries whose name or whole description holds ``term``, any case."""
     return indexjson.matches(entries(store), term)
 
 
 def render(found: list[JSON], as_json: bool) -> str:
-    """A table (NAME, TAGS, UPDATED, DESCRIPTION) or JSON; '' for no match."""
+    """A table (NAME, TAGS, UPDATED, DESCRIPTION) or JSON; '' for no match. The
+    table shortens descriptions to a line; the JSON has them as search.json does."""
     if as_json:
         return json.dumps(found, indent=2, ensure_ascii=False)
     if not found:
         return ""
     rows = [["NAME", "TAGS", "UPDATED", "DESCRIPTION"]] + [
-        [e["name"], str(e["tags"]), (e.get("updated") or "-")[:10], e["description"]]
+        [
+            e["name"],
+            str(e["tags"]),
+            (e.get("updated") or "-")[:10],
+            indexjson.short_description(e.get("description") or ""),
+        ]
         for e in found
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]

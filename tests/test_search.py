@@ -43,6 +43,26 @@ def test_search_prints_matches_by_name_or_description(tmp_path: Path) -> None:
     assert code == 0 and out == "" and "no repository matches" in err
 
 
+LONG = "x" * 250 + " needle"
+
+
+def test_search_matches_the_whole_of_a_long_description(tmp_path: Path) -> None:
+    store = _tree(tmp_path / "reg")
+    synthetic.repository(store, "team/long", 1, LONG)
+    synthetic.catalog_of(store, ["web/server", "tools/cli", "team/long"])
+    root = str(tmp_path / "reg")
+    for indexed in (False, True):  # read from the tree, then from search.json
+        if indexed:
+            assert run("index", "--root", root)[0] == 0
+        code, out, _ = run("search", "--root", root, "NEEDLE")
+        assert code == 0
+        name, _, _, description = out.splitlines()[1].split(maxsplit=3)
+        assert name == "team/long"
+        assert description == "x" * 199 + "\u2026"  # the table shows a line
+        code, out, _ = run("search", "--root", root, "--json", "needle")
+        assert [e["description"] for e in json.loads(out)] == [LONG]
+
+
 def test_index_builds_the_site_and_records_the_base_url(tmp_path: Path) -> None:
     _tree(tmp_path / "reg")
     code, _, err = run(

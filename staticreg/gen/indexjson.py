@@ -3,10 +3,13 @@
 ``site/index.json`` lists every repository with its tags, digests, platforms,
 sizes, creation times, description and labels: a data export for other tools.
 ``site/search.json`` is its small part, names and descriptions, which the home
-page's search box fetches and ``staticreg search`` reads. ``v1/search/<term>.json``
-holds the answer to ``docker search HOST/<term>`` for every lower-case prefix of
-two characters or more of each repository name, of its path parts and of its
-description's words. Both JSON files hold one repository per line.
+page's search box fetches and ``staticreg search`` reads. Its descriptions are
+whole (on one line, up to ``SEARCH_DESCRIPTION`` characters) because every
+search matches against them; only what is shown is shortened
+(``short_description``). ``v1/search/<term>.json`` holds the answer to ``docker
+search HOST/<term>`` for every lower-case prefix of two characters or more of
+each repository name, of its path parts and of its description's words. Both
+JSON files hold one repository per line.
 """
 
 from __future__ import annotations
@@ -20,13 +23,20 @@ from staticreg.gen import summary
 from staticreg.model import JSON
 from staticreg.store import Store
 
-FORMAT = 1
+# 2: search entries hold the whole description, not its shortened form.
+FORMAT = 2
 GENERATOR = f"staticreg {__version__}"
 # Ranks of a match, best first: the whole name, a path part, a description word.
 NAME, PART, WORD = 0, 1, 2
+# Description words that become docker search terms: each adds an answer file
+# per prefix, and past the first few dozen words a description is mostly prose.
 MAX_WORDS = 64
 FEW_TERMS = 200
+# What pages, tables and docker search answers show of a description.
 SHORT_DESCRIPTION = 200
+# What search.json keeps of one, to match against: a README pasted into a label
+# would otherwise make the file every home page search fetches megabytes.
+SEARCH_DESCRIPTION = 4096
 _WORD_RE = re.compile(r"[a-z0-9]+")
 
 
@@ -60,15 +70,17 @@ def _tag_entry(tag: summary.Tag) -> JSON:
 
 def search_entry(entry: JSON) -> JSON:
     """The part of an index entry that search needs."""
+    text = " ".join((entry.get("description") or "").split())
     return {
         "name": entry["name"],
-        "description": short_description(entry.get("description") or ""),
+        "description": text[:SEARCH_DESCRIPTION],
         "tags": len(entry.get("tags") or []),
         "updated": entry.get("updated"),
     }
 
 
 def short_description(text: str) -> str:
+    """A description as lists show it: on one line, at most 200 characters."""
     flat = " ".join(text.split())
     if len(flat) <= SHORT_DESCRIPTION:
         return flat
@@ -248,7 +260,8 @@ def answers(
         best = []
         for _, name in sorted(found)[: api.SEARCH_LIMIT]:
             if name not in items:
-                items[name] = api.search_item(name, entries[name]["description"])
+                text = short_description(entries[name]["description"])
+                items[name] = api.search_item(name, text)
             best.append(items[name])
         found_answers[term] = api.search_body(term, best, len(found))
     return found_answers

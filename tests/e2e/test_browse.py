@@ -33,6 +33,38 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 MARKUP = '<img src=x onerror="window.__xss=1"><b>bold</b> & "quotes"'
+# A word past the 200 characters lists show: found all the same.
+LONG = "Small unix tools, " + "built for shells and scripts, " * 7 + "and a needle"
+# What the page must get right for screen readers and keyboards: every control
+# named (by a label, aria-label, aria-labelledby or its text), headings from h1
+# without a skipped level, every image with an alt (empty when decorative).
+A11Y_PROBLEMS = """() => {
+  const problems = [];
+  const text = (el) => (el ? el.textContent.trim() : "");
+  if (!document.documentElement.lang) problems.push("no lang on <html>");
+  for (const el of document.querySelectorAll("input, button, select, textarea")) {
+    if (el.type === "hidden") continue;
+    const byIds = (el.getAttribute("aria-labelledby") || "").split(/\\s+/)
+      .map((id) => text(document.getElementById(id))).join("");
+    const named = Array.from(el.labels || []).map(text).join("") ||
+      (el.getAttribute("aria-label") || "").trim() || byIds ||
+      (el.tagName === "BUTTON" ? text(el) : "");
+    if (!named) problems.push("unnamed control: " + el.outerHTML.slice(0, 100));
+  }
+  let previous = 0;
+  for (const h of document.querySelectorAll("h1, h2, h3, h4, h5, h6")) {
+    const level = Number(h.tagName[1]);
+    if (previous === 0 ? level !== 1 : level > previous + 1) {
+      problems.push("h" + level + " after h" + previous + ": " + text(h));
+    }
+    previous = level;
+  }
+  if (previous === 0) problems.push("no heading");
+  for (const img of document.querySelectorAll("img:not([alt])")) {
+    problems.push("image without alt: " + img.outerHTML.slice(0, 100));
+  }
+  return problems;
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +90,7 @@ def site_tree(tmp_path_factory: pytest.TempPathFactory) -> Tree:
     )
     busybox = dataclasses.replace(
         images.busybox_image(("tools/busybox:1.36",)),
-        labels=(("org.opencontainers.image.description", "Small unix tools"),),
+        labels=(("org.opencontainers.image.description", LONG),),
     )
     published.publish(images.write_docker_save(work / "bb.tar", [busybox]).path)
     plain = images.hello_image(("team/api-server:2",))
@@ -153,6 +185,7 @@ def test_home_lists_repositories_and_search_filters(
     ]
     host = base.removeprefix("http://")
     assert page.locator(".lead [data-host]").inner_text() == host
+    assert page.evaluate(A11Y_PROBLEMS) == []
 
     page.get_by_label("Search repositories").fill("UNIX")
     results = page.locator("#results .name")
@@ -164,6 +197,13 @@ def test_home_lists_repositories_and_search_filters(
     page.get_by_label("Search repositories").fill("nothing-like-this")
     page.locator("#search-status", has_text="0 repositories match").wait_for()
     assert results.count() == 0
+    # The whole description is searched; the list shows its first 200 characters.
+    page.get_by_label("Search repositories").fill("Needle")
+    results.first.wait_for()
+    assert results.all_inner_texts() == ["tools/busybox"]
+    shown = page.locator("#results .description").inner_text()
+    assert shown == LONG[:199].rstrip() + "\u2026"
+    assert page.evaluate(A11Y_PROBLEMS) == []
     page.get_by_label("Search repositories").fill("")
     page.locator("#listing").wait_for()
     if kind == "nginx":
@@ -186,6 +226,7 @@ def test_repository_page_shows_tags_and_copies_the_pull_command(
     page.get_by_role("link", name="web/hello").click()
     page.wait_for_url("**/r/web/hello/index.html")
     assert page.locator("h1").inner_text() == "web/hello"
+    assert page.evaluate(A11Y_PROBLEMS) == []
 
     host = base.removeprefix("http://")
     rows = page.locator("table.tags tbody tr")

@@ -114,7 +114,7 @@ def response_event(status: int, headers: dict[str, str]) -> JSON:
 
 
 def expected_keys(layout: str, name: str, tag: str) -> dict[str, str]:
-    """URL -> key, as the issue's tables state them (not derived from the code)."""
+    """The key each URL maps to in ``layout``, written out rather than computed."""
     urls = [
         "/v2/",
         "/v2/_catalog",

@@ -58,6 +58,28 @@ def test_search_json_is_small_and_lists_every_repository() -> None:
     assert entry["tags"] == 2
 
 
+def test_long_descriptions_are_searched_whole_and_shown_short() -> None:
+    store = synthetic.tree(0, 0)
+    long = "x" * 250 + " \n needle"
+    synthetic.repository(store, "team/long", 1, long)
+    synthetic.repository(store, "team/huge", 1, "word " * 2000)
+    synthetic.catalog_of(store, ["team/long", "team/huge"])
+    site.regenerate(store)
+
+    found = indexjson.read_entries(store, paths.SEARCH_JSON)
+    assert found is not None
+    assert found["team/long"]["description"] == "x" * 250 + " needle"
+    huge = found["team/huge"]["description"]
+    assert len(huge) == indexjson.SEARCH_DESCRIPTION  # kept small all the same
+    # docker search finds the word past 200 characters, and shows a line.
+    answer = json.loads(store.get(paths.search_result("ne")))
+    assert [r["name"] for r in answer["results"]] == ["team/long"]
+    assert answer["results"][0]["description"] == "x" * 199 + "\u2026"
+    assert paths.search_result("needle") in store.objects
+    home = store.get(paths.site_home(1)).decode()
+    assert "x" * 199 + "\u2026" in home and "needle" not in home
+
+
 def test_terms_cover_prefixes_of_names_parts_and_words() -> None:
     found = indexjson.terms("team/web-app", "Serves HTML pages, fast.")
     assert found["te"] == indexjson.NAME

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
+import markupsafe
 import pytest
 import sample_trees
 from gen import synthetic
 
-from staticreg import api, paths
+from staticreg import api, paths, resources
 from staticreg.errors import StaticregError
-from staticreg.gen import indexjson, site
+from staticreg.gen import indexjson, pages, site
 from staticreg.store import MemoryStore
 
 MARKUP = '<script>alert("x")</script><img src=x onerror=alert(1)> & "quoted"'
@@ -214,6 +216,15 @@ def test_base_url_sets_the_pull_host_and_is_kept() -> None:
         site.regenerate(store, base_url="a b")
 
 
+def test_pages_escape_exactly_as_markupsafe_does() -> None:
+    values = [MARKUP, "it's <b>&amp;", "caf\u00e9 \U0001f40b", "", "plain"]
+    for value in values:
+        expected = str(markupsafe.escape(value))
+        assert pages._escape(value) == pages._replace_specials(value) == expected
+    assert pages._escape(markupsafe.Markup("<b>kept</b>")) == "<b>kept</b>"
+    assert pages._escape(12) == "12"
+
+
 def test_generation_at_5000_repositories_and_50000_tags() -> None:
     started = time.perf_counter()
     store = synthetic.tree(5000, 10)
@@ -240,3 +251,62 @@ def test_generation_at_5000_repositories_and_50000_tags() -> None:
     # Times are printed, not asserted: bench/site.py measures them.
     assert report.read == 5000 and again.read == 1
     assert home < 64_000
+
+
+# Contrast ------------------------------------------------------------------------
+
+CSS = resources.folder("site") / "site.css"
+_HEX = r"#[0-9a-fA-F]{3}(?:[0-9a-fA-F]{3})?"
+
+
+def _luminance(colour: str) -> float:
+    """WCAG 2 relative luminance of '#rgb' or '#rrggbb'."""
+    hex_ = colour.lstrip("#")
+    if len(hex_) == 3:
+        hex_ = "".join(c * 2 for c in hex_)
+    channels = [int(hex_[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    linear = [
+        c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels
+    ]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(one: str, other: str) -> float:
+    light, dark = sorted([_luminance(one), _luminance(other)], reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def _schemes(css: str) -> dict[str, dict[str, str]]:
+    """The colour variables of the light scheme, and of the dark one (the light
+    ones it does not override included), plus the buttons' text colour."""
+    roots = re.findall(r":root\s*\{([^}]*)\}", css)
+    buttons = re.findall(r"(?:^|\s)button\s*\{([^}]*)\}", css)
+    assert len(roots) == 2 and len(buttons) == 2, "light, then dark"
+    schemes = {}
+    variables: dict[str, str] = {}
+    for name, root, button in zip(("light", "dark"), roots, buttons, strict=True):
+        variables = variables | dict(re.findall(rf"--([\w-]+):\s*({_HEX})", root))
+        text = re.search(rf"(?<![\w-])color:\s*({_HEX})", button)
+        assert text, "buttons set their text colour in each scheme"
+        schemes[name] = {**variables, "button": text.group(1)}
+    return schemes
+
+
+def test_contrast_test_computes_the_wcag_ratio() -> None:
+    assert contrast("#000", "#ffffff") == pytest.approx(21)
+    assert contrast("#777777", "#fff") == pytest.approx(4.48, abs=0.01)
+
+
+def test_text_colours_have_a_contrast_of_4_5_on_their_backgrounds() -> None:
+    css = CSS.read_text()
+    # Every text colour and background the stylesheet uses is one checked here.
+    texts = set(re.findall(r"(?<![\w-])color:\s*([^;}]+?)\s*[;}]", css))
+    backgrounds = set(re.findall(r"background:\s*([^;}]+?)\s*[;}]", css))
+    assert texts <= {"var(--fg)", "var(--muted)", "var(--link)", "#fff", "#0d1117"}
+    assert backgrounds <= {"var(--bg)", "var(--soft)", "var(--accent)"}
+    for scheme, colours in _schemes(css).items():
+        pairs = [(t, b) for t in ("fg", "muted", "link") for b in ("bg", "soft")]
+        pairs.append(("button", "accent"))  # buttons: text on the accent colour
+        for text, background in pairs:
+            ratio = contrast(colours[text], colours[background])
+            assert ratio >= 4.5, f"{scheme}: {text} on {background} is {ratio:.2f}"
