@@ -49,8 +49,12 @@ class DiffStore:
     the same size is the same object; any other is compared byte for byte.
     """
 
-    def __init__(self, store: Store, dry_run: bool = False) -> None:
+    def __init__(
+        self, store: Store, dry_run: bool = False, rewrite: frozenset[str] = frozenset()
+    ) -> None:
         self.store = store
+        # Keys written even when their bytes match (verify --fix: wrong metadata).
+        self.rewrite = rewrite
         self.url = store.url
         self.default_layout = store.default_layout
         self.dry_run = dry_run
@@ -86,6 +90,8 @@ class DiffStore:
         return self.store.open(key)
 
     def holds(self, key: str, data: bytes, cache_control: str | None) -> bool:
+        if key in self.rewrite:
+            return False
         size = self.stat(key)
         if size != len(data):
             return False
@@ -385,8 +391,15 @@ class _Sync:
             if self.delete:
                 self.dest.delete(key)
             return
-        # The content type gen/site.py gives; the layer map's files have none.
-        self.dest.put(key, data, api.SITE_TYPES.get(key.rpartition(".")[2]))
+        # The content type and caching gen/site.py gives; private files (the
+        # layer map, the site's state) are never served and get neither.
+        served = not key.startswith(paths.PRIVATE + "/")
+        self.dest.put(
+            key,
+            data,
+            api.SITE_TYPES.get(key.rpartition(".")[2]),
+            cache_control=api.SHORT if served else None,
+        )
 
     def remove_blobs(self) -> None:
         """Remove every blob no record of the source references, last of all."""

@@ -34,7 +34,7 @@ from staticreg.catalog import RepositoryRecord
 from staticreg.digest import Digest, Hasher
 from staticreg.errors import StoreError
 from staticreg.model import JSON
-from staticreg.store import Store
+from staticreg.store import MetadataStore, Store
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,8 @@ class _Checker:
         self.stray_tags: dict[str, list[str]] = {}
         # Repositories the catalog lists that have tag objects but no record.
         self.orphans: list[str] = []
+        # Manifests and tags a bucket serves with the wrong headers.
+        self.bad_metadata: set[str] = set()
 
     def problem(self, text: str, fixable: bool = False) -> None:
         self.problems.append(Problem(text, fixable))
@@ -252,6 +254,11 @@ class _Checker:
             self.bad_manifests.add(ref)
             return None
         raw[str(digest)] = data
+        self.check_metadata(
+            self.layout.manifest(record.name, digest, media_type),
+            media_type,
+            str(digest),
+        )
         try:
             doc: JSON = json.loads(data)
         except ValueError:
@@ -315,6 +322,27 @@ class _Checker:
                     f"{entry.digest}, which its record names",
                     fixable=True,
                 )
+            else:
+                self.check_metadata(key, entry.media_type, entry.digest)
+
+    def check_metadata(self, key: str, media_type: str, digest: str) -> None:
+        """In a bucket, an object's metadata becomes its response headers: a
+        client needs the exact media type, and the CDN turns the digest
+        metadata into Docker-Content-Digest. A directory keeps none (nginx
+        derives the type from the key's extension)."""
+        if self.layout.name == "directory" or not isinstance(self.store, MetadataStore):
+            return
+        found = self.store.metadata(key)
+        if found is None:
+            return
+        wrong = []
+        if found.content_type != media_type:
+            wrong.append(f"Content-Type {found.content_type!r}, not {media_type!r}")
+        if found.digest != digest:
+            wrong.append(f"digest metadata {found.digest!r}, not {digest!r}")
+        if wrong:
+            self.problem(f"wrong metadata on {key}: {'; '.join(wrong)}", fixable=True)
+            self.bad_metadata.add(key)
 
     def tag_objects(self, name: str) -> list[str]:
         """The keys of every tag object of repository ``name``."""
@@ -425,7 +453,7 @@ def _blob_descriptors(doc: JSON) -> list[JSON]:
 
 def _repair(store: Store, layout: paths.Layout, found: _Checker) -> None:
     """Rewrite every derived file from the records; only what differs is written."""
-    view = sync.DiffStore(store)
+    view = sync.DiffStore(store, rewrite=frozenset(found.bad_metadata))
     for name, record in sorted(found.records.items()):
         raw = found.manifests[name]
         # A corrupt copy has the right size: remove it, so it is copied again.

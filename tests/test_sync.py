@@ -252,3 +252,19 @@ def test_layer_map_lets_a_publish_into_the_copy_skip_compression(
     sync.sync(source, copy)
     layer_map = list(source.list(f"{paths.PRIVATE}/layers/"))
     assert layer_map and list(copy.list(f"{paths.PRIVATE}/layers/")) == layer_map
+
+
+def test_site_search_and_ping_keep_their_caching(
+    aws: Any, source: DirectoryStore
+) -> None:
+    bucket = _bucket(aws)
+    sync.sync(source, bucket)
+    search = next(iter(source.list(paths.SEARCH_RESULTS + "/")))
+    for key in (paths.site_home(1), paths.SEARCH_JSON, paths.PING, search):
+        head = bucket.head(key)
+        assert head is not None and head.get("CacheControl") == api.SHORT, key
+    home = bucket.head(paths.site_home(1))
+    assert home is not None and home["ContentType"].startswith("text/html")
+    # The private files are never served: no caching is promised for them.
+    [layer_map, *_] = bucket.list(f"{paths.PRIVATE}/layers/")
+    assert "CacheControl" not in (bucket.head(layer_map) or {})

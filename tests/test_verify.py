@@ -4,7 +4,9 @@ derived from the records and never invents a blob."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sample_trees
@@ -213,3 +215,55 @@ def test_cli_refuses_a_folder_that_is_no_tree(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["verify", "--root", str(tmp_path)])
     assert result.exit_code == 1
     assert "it is not a staticreg tree" in result.stderr
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    import boto3
+    from moto import mock_aws
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("STATICREG_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="registry")
+        yield client
+
+
+@pytest.mark.parametrize("layout", ["bucket", "bucket-blob-copies"])
+def test_wrong_bucket_metadata_is_reported_and_fixed(
+    layout: str, aws: Any, inputs: list[Path]
+) -> None:
+    from staticreg.store.s3 import S3Store
+
+    store = S3Store("s3://registry/reg", client=aws)
+    sample_trees.publish_into(store, inputs, layout)
+    shape = paths.layout_named(layout)
+    record = catalog.read_repository(store, "test/img")
+    assert record is not None
+    entry = record.tags["v1"]
+    tag_key = shape.tag("test/img", "v1", entry.media_type)
+    manifest_key = shape.manifest(
+        "test/img", digestmod.parse(entry.digest), entry.media_type
+    )
+    # The same bytes, with what a copy by hand (aws s3 cp) may leave.
+    store.put(tag_key, store.get(tag_key), "application/octet-stream")
+    other = "sha256:" + "0" * 64
+    store.put(manifest_key, store.get(manifest_key), entry.media_type, digest=other)
+    expected = [
+        f"wrong metadata on {manifest_key}: digest metadata {other!r}, "
+        f"not {entry.digest!r}",
+        f"wrong metadata on {tag_key}: Content-Type 'application/octet-stream', "
+        f"not {entry.media_type!r}; digest metadata None, not {entry.digest!r}",
+    ]
+    assert _texts(verify.verify(store)) == expected
+
+    fixed = verify.verify(store, fix=True)
+    assert fixed.ok and [str(p) for p in fixed.fixed] == expected
+    assert verify.verify(store).ok
+    for key in (tag_key, manifest_key):
+        head = store.head(key)
+        assert head is not None and head["ContentType"] == entry.media_type
+        assert head["Metadata"] == {"docker-content-digest": entry.digest}

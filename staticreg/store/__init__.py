@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from staticreg.errors import StoreError
-from staticreg.store.base import StagedWriter, Store
+from staticreg.store.base import Metadata, MetadataStore, StagedWriter, Store
 from staticreg.store.directory import DirectoryStore
 from staticreg.store.memory import MemoryStore
 
-__all__ = ["DirectoryStore", "MemoryStore", "StagedWriter", "Store", "open_store"]
+__all__ = [
+    "DirectoryStore",
+    "MemoryStore",
+    "Metadata",
+    "MetadataStore",
+    "StagedWriter",
+    "Store",
+    "open_store",
+]
 
 
 def open_store(url: str, endpoint_url: str | None = None) -> Store:

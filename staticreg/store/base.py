@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from typing import BinaryIO, Protocol
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol, runtime_checkable
 
 
 class StagedWriter(Protocol):
@@ -91,3 +92,20 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release staging space; left-over staged writers are discarded."""
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """What a store keeps with an object besides its bytes (a bucket serves it as
+    response headers; a directory keeps none: nginx derives them)."""
+
+    content_type: str | None
+    digest: str | None
+
+
+@runtime_checkable
+class MetadataStore(Protocol):
+    """A store that keeps each object's metadata and can read it back."""
+
+    def metadata(self, key: str) -> Metadata | None:
+        """The metadata of ``key``, or None if it does not exist."""

@@ -11,7 +11,8 @@ choice (bucket policy, CDN origin access).
 S3 has no rename and no lock. Each object is written whole, and the publish order
 (blobs, manifests, tags, listings) keeps readers safe. Writers exclude each other
 through a lock object created with a conditional write (``If-None-Match: *``)
-where the store supports it; elsewhere one writer at a time is expected.
+where the store supports it; a second create, which must fail, tells a store that
+accepts the condition but ignores it. Elsewhere one writer at a time is expected.
 """
 
 from __future__ import annotations
@@ -36,14 +37,19 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from staticreg import paths
 from staticreg.errors import Conflict, StoreError
+from staticreg.store.base import Metadata
 
 log = logging.getLogger(__name__)
 
 DIGEST_METADATA = "docker-content-digest"
 MULTIPART_THRESHOLD = 64 << 20
 MULTIPART_CHUNK = 16 << 20
+# How long a writer waits for another's lock, and how often it looks again.
 LOCK_WAIT_SECONDS = 600
+LOCK_POLL_SECONDS = 1.0
 _MISSING = ("404", "NoSuchKey", "NotFound")
+# What a conditional create answers when the object exists.
+_EXISTS = ("PreconditionFailed", "412", "ConditionalRequestConflict")
 
 
 def parse_url(url: str) -> tuple[str, str]:
@@ -119,6 +125,13 @@ class S3Store:
         except BotoCoreError as err:
             raise self._fail("check", key, err) from None
         return answer
+
+    def metadata(self, key: str) -> Metadata | None:
+        answer = self.head(key)
+        if answer is None:
+            return None
+        digest = answer.get("Metadata", {}).get(DIGEST_METADATA)
+        return Metadata(answer.get("ContentType"), digest)
 
     def open(self, key: str) -> BinaryIO:
         try:
@@ -259,51 +272,104 @@ class S3Store:
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         warned = False
         while True:
-            try:
-                self.client.put_object(
-                    Bucket=self.bucket, Key=key, Body=owner, IfNoneMatch="*"
-                )
-                return True
-            except ClientError as err:
-                code = err.response.get("Error", {}).get("Code")
-                if code not in (
-                    "PreconditionFailed",
-                    "412",
-                    "ConditionalRequestConflict",
-                ):
-                    log.warning(
-                        "the store refused a conditional write (%s): one "
-                        "publisher at a time is expected",
-                        code,
-                    )
-                    return False
-            if self._holds(key, owner):
-                # The create succeeded but its answer was lost, and the retry
+            created = self._create(key, owner)
+            if created is None:
+                return False
+            if created or self._holds(key, owner):
+                # When the create succeeded but its answer was lost, the retry
                 # found the object it had made: the lock is ours.
+                self._probe(key, owner)
                 return True
             if self._abandoned(key):
                 log.warning("removing the lock of a publish that died on this host")
                 self.client.delete_object(Bucket=self.bucket, Key=key)
                 continue
-            if not warned:
-                log.warning("waiting for another publish into %s to finish", self.url)
-                warned = True
             if time.monotonic() > deadline:
                 raise Conflict(
-                    f"the tree {self.url} stays locked by another publish",
+                    f"the tree {self.url} stays locked by another publish "
+                    f"({self._describe_holder(key)})",
                     hint=f"if none is running (on any host), delete "
                     f"s3://{self.bucket}/{key}",
                 )
-            time.sleep(1)
+            if not warned:
+                log.warning(
+                    "waiting for another publish into %s to finish (%s)",
+                    self.url,
+                    self._describe_holder(key),
+                )
+                warned = True
+            time.sleep(LOCK_POLL_SECONDS)
 
-    def _abandoned(self, key: str) -> bool:
-        """True for a lock taken on this host by a process that no longer runs."""
+    def _create(self, key: str, owner: bytes) -> bool | None:
+        """Put the lock object unless it exists: True if made, False if it
+        exists, None when the store refuses conditional writes."""
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=key, Body=owner, IfNoneMatch="*"
+            )
+            return True
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code")
+            if code in _EXISTS:
+                return False
+            log.warning(
+                "the store refused a conditional write (%s): one "
+                "publisher at a time is expected",
+                code,
+            )
+            return None
+        except BotoCoreError as err:
+            raise self._fail("lock", paths.LOCK, err) from None
+
+    def _probe(self, key: str, owner: bytes) -> None:
+        """Warn when the store accepts If-None-Match but ignores it: a second
+        create of the lock must fail, or the lock excludes no one."""
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=key, Body=owner, IfNoneMatch="*"
+            )
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code")
+            if code not in _EXISTS:
+                log.warning(
+                    "cannot tell whether the store honours conditional writes "
+                    "(%s): one publisher at a time is expected",
+                    code,
+                )
+            return
+        except BotoCoreError as err:
+            raise self._fail("lock", paths.LOCK, err) from None
+        log.warning(
+            "the store at %s ignores conditional writes (If-None-Match): one "
+            "publisher at a time is expected",
+            self.url,
+        )
+
+    def _holder(self, key: str) -> dict[str, Any] | None:
+        """What the lock object says of its owner, if it can be read."""
         try:
             answer = self.client.get_object(Bucket=self.bucket, Key=key)
             holder = json.loads(answer["Body"].read())
         except (ClientError, BotoCoreError, ValueError):
-            return False
-        if holder.get("host") != socket.gethostname():
+            return None
+        return holder if isinstance(holder, dict) else None
+
+    def _describe_holder(self, key: str) -> str:
+        holder = self._holder(key)
+        if holder is None:
+            return "holder unknown"
+        since = holder.get("since")
+        when = (
+            time.strftime(" since %Y-%m-%d %H:%M:%S UTC", time.gmtime(since))
+            if isinstance(since, (int, float))
+            else ""
+        )
+        return f"held by pid {holder.get('pid')} on {holder.get('host')}{when}"
+
+    def _abandoned(self, key: str) -> bool:
+        """True for a lock taken on this host by a process that no longer runs."""
+        holder = self._holder(key)
+        if holder is None or holder.get("host") != socket.gethostname():
             return False
         try:
             os.kill(int(holder["pid"]), 0)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +18,7 @@ import boto3
 import pytest
 
 from staticreg import api
+from staticreg.store import s3 as s3store
 
 from .conftest import HELLO
 from harness import NginxFactory, daemons, images
@@ -220,14 +223,24 @@ def test_real_clients_pull_through_the_proxy(
     assert "manifest unknown" in daemons.text(missing) + missing.stderr.decode()
 
 
-def _visible_tags_are_whole(client: Any, prefix: str) -> int:
-    """Every tag a reader can see names a manifest whose blobs all exist."""
+KILLED = "killed"
+
+
+def _keys(client: Any, prefix: str) -> dict[str, int]:
+    """Every key under ``prefix`` (without it), with its size."""
     keys = {}
     for page in client.get_paginator("list_objects_v2").paginate(
         Bucket=BUCKET, Prefix=prefix + "/"
     ):
         for item in page.get("Contents", []):
             keys[item["Key"][len(prefix) + 1 :]] = item["Size"]
+    return keys
+
+
+def _visible_tags_are_whole(client: Any, prefix: str) -> int:
+    """Every tag a reader can see (``bucket-blob-copies`` layout) names a
+    manifest by digest whose blobs are all there, whole; count the tags."""
+    keys = _keys(client, prefix)
     tags = 0
     for key in keys:
         parts = key.split("/manifests/")
@@ -235,70 +248,122 @@ def _visible_tags_are_whole(client: Any, prefix: str) -> int:
             continue
         name = parts[0][3:]
         raw = client.get_object(Bucket=BUCKET, Key=f"{prefix}/{key}")["Body"].read()
-        import hashlib
-
         found = "sha256:" + hashlib.sha256(raw).hexdigest()
-        assert f"v2/{name}/manifests/{found}" in keys, key
+        by_digest = f"{prefix}/v2/{name}/manifests/{found}"
+        assert client.get_object(Bucket=BUCKET, Key=by_digest)["Body"].read() == raw
         manifest = json.loads(raw)
         for desc in [manifest["config"], *manifest["layers"]]:
-            assert keys.get(f"v2/{name}/blobs/{desc['digest']}") == desc["size"], key
+            copy = f"v2/{name}/blobs/{desc['digest']}"
+            assert keys.get(copy) == desc["size"], (key, copy)
+            assert keys.get("blobs/sha256/" + desc["digest"][7:]) == desc["size"]
         tags += 1
     return tags
 
 
-def _wait_for_lock(client: Any, proc: subprocess.Popen[bytes]) -> None:
+def _wait_for_lock(client: Any, proc: subprocess.Popen[bytes], prefix: str) -> None:
+    """Until ``proc`` holds the tree's lock: the lock object names its pid (a
+    killed writer's lock is still there until the next one removes it)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         try:
-            client.head_object(Bucket=BUCKET, Key="killed/.staticreg/lock")
-            return
-        except client.exceptions.ClientError:
-            time.sleep(0.01)
-    pytest.fail("the publish never took the lock")
+            raw = client.get_object(Bucket=BUCKET, Key=f"{prefix}/.staticreg/lock")
+            if json.loads(raw["Body"].read()).get("pid") == proc.pid:
+                return
+        except client.exceptions.NoSuchKey:
+            pass
+        time.sleep(0.01)
+    pytest.fail(f"the publish never took the lock (exit {proc.poll()})")
+
+
+def _uploading(client: Any, prefix: str) -> bool:
+    answer = client.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix + "/")
+    return bool(answer.get("Uploads"))
+
+
+# Where each round kills the publish: when a key it writes first appears (new
+# since the round began), or while a multipart upload runs.
+KILL_POINTS: dict[str, Any] = {
+    "blob": lambda key: key.startswith("blobs/"),
+    "manifest": lambda key: key.startswith("v2/kill/app/manifests/sha256:"),
+    "tags": lambda key: key.startswith("v2/kill/app/manifests/tags-"),
+    "multipart": None,
+}
+TAGS_PER_IMAGE = 30
+
+
+def _kill_tarball(work: Path, point: str) -> Path:
+    """A new image for each round, so that each of its keys is new; the
+    multipart round's layer is over ``s3.MULTIPART_THRESHOLD``."""
+    size = (
+        (s3store.MULTIPART_THRESHOLD + (8 << 20)) if point == "multipart" else 4 << 20
+    )
+    noise = images.build_layer({f"/{point}.bin": os.urandom(size)})
+    count = TAGS_PER_IMAGE if point == "tags" else 1
+    tags = tuple(f"kill/app:{point}-{i}" for i in range(count))
+    spec = images.ImageSpec(layers=(images.build_rootfs_layer(), noise), repo_tags=tags)
+    return images.write_docker_save(work / f"{point}.tar", [spec]).path
+
+
+def _kill_at(
+    client: Any, proc: subprocess.Popen[bytes], point: str, before: set[str]
+) -> None:
+    watch = KILL_POINTS[point]
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if watch is None:
+            hit = _uploading(client, KILLED)
+        else:
+            hit = any(watch(k) for k in _keys(client, KILLED) if k not in before)
+        if hit:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    proc.wait(timeout=30)
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    # -9: killed at the point, not finished (0) or failed (1) before it.
+    assert proc.returncode == -signal.SIGKILL, (point, proc.returncode, stderr)
 
 
 def test_publish_killed_mid_upload_shows_no_broken_tag(
     moto: MotoServer, tmp_path: Path
 ) -> None:
-    noise = images.build_layer({"/noise": os.urandom(40 << 20)})
-    spec = images.ImageSpec(
-        layers=(images.build_rootfs_layer(), noise), repo_tags=("kill/app:1",)
-    )
-    tar = images.write_docker_save(tmp_path / "big.tar", [spec]).path
     small = images.write_docker_save(tmp_path / "s.tar", [images.hello_image()]).path
-    root = f"s3://{BUCKET}/killed"
+    root = f"s3://{BUCKET}/{KILLED}"
     staticreg(moto, "publish", "--root", root, "--blob-copies", str(small))
     client = moto.client()
     env = {**os.environ, **CREDENTIALS, "STATICREG_ENDPOINT_URL": moto.url}
-    # Kill while the lock is held, that is while objects go up, at several points.
-    for delay in (0.0, 0.05, 0.15, 0.3):
+    tarballs = []
+    for point in KILL_POINTS:
+        tar = _kill_tarball(tmp_path, point)
+        tarballs.append(tar)
+        before = set(_keys(client, KILLED))
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "staticreg",
-                "publish",
-                "--root",
-                root,
-                str(tar),
-                "--compression",
-                "none",
-                "--tag",
-                f"kill/app:{int(delay * 100)}",
-            ],
+            [sys.executable, "-m", "staticreg", "publish", "--root", root, str(tar)]
+            + ["--compression", "none"],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        _wait_for_lock(client, proc)
-        time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-        assert _visible_tags_are_whole(client, "killed") >= 1
+        _wait_for_lock(client, proc, KILLED)
+        _kill_at(client, proc, point, before)
+        visible = _visible_tags_are_whole(client, KILLED)
+        assert visible >= 1, point
+        if point == "tags":
+            # Killed among the tags: some are visible, not all.
+            seen = [k for k in _keys(client, KILLED) if KILL_POINTS["tags"](k)]
+            assert 0 < len(seen) < TAGS_PER_IMAGE, seen
+        if point == "multipart":
+            # The killed upload stays unfinished: no part of it is an object.
+            assert _uploading(client, KILLED)
+
     # The next publish finds the dead writer's lock, removes it, and completes.
-    done = staticreg(moto, "publish", "--root", root, str(tar), "--compression", "none")
-    assert _visible_tags_are_whole(client, "killed") >= 2
+    done = staticreg(
+        moto, "publish", "--root", root, *map(str, tarballs), "--compression", "none"
+    )
     assert "removing the lock of a publish that died" in done.stderr
+    assert _visible_tags_are_whole(client, KILLED) == 2 + TAGS_PER_IMAGE + 2
+    verified = staticreg(moto, "verify", "--root", root)
+    assert "0 problems left" in verified.stderr
 
 
 @pytest.mark.parametrize("blob_copies", [False, True])
@@ -341,3 +406,118 @@ def test_round_trip_through_the_bucket(
     containerd.new_namespace()
     containerd.pull(ref)
     assert containerd.run(ref).strip() == HELLO
+
+
+def test_endpoint_url_option_without_the_variable(
+    moto: MotoServer, tmp_path: Path
+) -> None:
+    """--endpoint-url alone points every command at the store (S3Store also reads
+    STATICREG_ENDPOINT_URL, which every other test sets)."""
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "STATICREG_ENDPOINT_URL"},
+        **CREDENTIALS,
+    }
+    hello = images.write_docker_save(tmp_path / "h.tar", [images.hello_image()])
+    root = f"s3://{BUCKET}/option"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "staticreg", *args, "--root", root]
+            + ["--endpoint-url", moto.url],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return done
+
+    published = run("publish", str(hello.path))
+    digest = published.stdout.strip().split("@")[1]
+    assert moto.client().head_object(Bucket=BUCKET, Key="option/staticreg.json")
+    listed = run("ls", "test/img", "--json")
+    assert json.loads(listed.stdout)["tags"][0]["digest"] == digest
+    assert run("ls").stdout.split() == ["REPOSITORY", "TAGS", "test/img", "1"]
+
+
+def _node_function(folder: Path, name: str, events: list[Any]) -> list[Any]:
+    """Run a generated CloudFront function under node, as tests/gen does."""
+    from gen.test_cdn import HARNESS
+
+    node = shutil.which("node")
+    assert node, "node runs the generated functions (scripts/setup-dev.sh)"
+    (folder / "harness.js").write_text(HARNESS)
+    done = subprocess.run(
+        [node, str(folder / "harness.js"), str(folder / name)],
+        input=json.dumps(events),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    results: list[Any] = json.loads(done.stdout)
+    return results
+
+
+def test_default_bucket_layout_answers_every_pull_url(
+    moto: MotoServer, tmp_path: Path
+) -> None:
+    """What a client pulls behind the CDN: each URL mapped to its key by the
+    generated viewer-request function, then the object, its Content-Type and
+    digest as the bucket serves them, and the header the viewer-response adds."""
+    from gen.test_cdn import response_event
+
+    hello = images.write_docker_save(tmp_path / "h.tar", [images.hello_image()])
+    root = f"s3://{BUCKET}/cdnpull"
+    published = staticreg(moto, "publish", "--root", root, str(hello.path))
+    found = published.stdout.strip().split("@")[1]
+    client = moto.client()
+    settings = json.loads(
+        client.get_object(Bucket=BUCKET, Key="cdnpull/staticreg.json")["Body"].read()
+    )
+    assert settings["layout"] == "bucket"
+    functions = tmp_path / "cdn"
+    staticreg(moto, "cdn", "--root", root, "-o", str(functions))
+
+    manifest_type = "application/vnd.oci.image.manifest.v1+json"
+    tag_url, digest_url = "/v2/test/img/manifests/v1", f"/v2/test/img/manifests/{found}"
+    manifest = json.loads(_pull(client, functions, tag_url, manifest_type, found))
+    assert _pull(client, functions, digest_url, manifest_type, found)
+    assert _pull(client, functions, "/v2/", "application/json", None) == b"{}\n"
+    tags = _pull(client, functions, "/v2/test/img/tags/list", "application/json", None)
+    assert json.loads(tags) == {"name": "test/img", "tags": ["v1"]}
+    for desc in [manifest["config"], *manifest["layers"]]:
+        url = f"/v2/test/img/blobs/{desc['digest']}"
+        data = _pull(client, functions, url, "application/octet-stream", desc["digest"])
+        assert len(data) == desc["size"]
+
+    # The bucket's digest metadata becomes Docker-Content-Digest.
+    head = client.head_object(
+        Bucket=BUCKET, Key="cdnpull/repositories/test/img/_tags/v1"
+    )
+    event = response_event(200, head["ResponseMetadata"]["HTTPHeaders"])
+    [answer] = _node_function(functions, "viewer-response.js", [event])
+    assert answer["headers"]["docker-content-digest"] == {"value": found}
+
+
+def _pull(
+    client: Any, functions: Path, url: str, content_type: str, digest: str | None
+) -> bytes:
+    """The object ``url`` reaches through the viewer-request function; check its
+    Content-Type, digest metadata and, for content-addressed URLs, its bytes."""
+    from gen.test_cdn import request_event
+
+    [mapped] = _node_function(
+        functions, "viewer-request.js", [request_event("GET", url)]
+    )
+    assert "statusCode" not in mapped, (url, mapped)
+    key = mapped["uri"].removeprefix("/")
+    assert key.startswith("cdnpull/"), (url, key)
+    answer = client.get_object(Bucket=BUCKET, Key=key)
+    data: bytes = answer["Body"].read()
+    assert answer["ContentType"] == content_type, (url, key)
+    if digest is not None:
+        assert answer["Metadata"] == {"docker-content-digest": digest}, (url, key)
+        assert "sha256:" + hashlib.sha256(data).hexdigest() == digest, (url, key)
+    return data

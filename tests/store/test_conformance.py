@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from staticreg.errors import StoreError
-from staticreg.store import DirectoryStore, MemoryStore, Store
+from staticreg.store import DirectoryStore, MemoryStore, Metadata, MetadataStore, Store
 
 
 @pytest.fixture(params=["memory", "directory", "s3"])
@@ -130,3 +130,20 @@ def test_directory_removes_staging_of_dead_writers(tmp_path: Path) -> None:
     writer.discard()
     assert not abandoned.exists()
     tree.close()
+
+
+def test_metadata_is_read_back_where_the_store_keeps_it(
+    store: Store, request: pytest.FixtureRequest
+) -> None:
+    """Only a bucket keeps metadata (verify compares it); other stores derive
+    headers from keys and do not claim to."""
+    kind = request.node.callspec.params["store"]
+    assert isinstance(store, MetadataStore) == (kind == "s3")
+    if not isinstance(store, MetadataStore):
+        return
+    media_type = "application/vnd.oci.image.manifest.v1+json"
+    store.put("m/x", b"{}", media_type, digest="sha256:" + "a" * 64)
+    store.put("m/y", b"{}")
+    assert store.metadata("m/x") == Metadata(media_type, "sha256:" + "a" * 64)
+    assert store.metadata("m/y") == Metadata("application/octet-stream", None)
+    assert store.metadata("m/none") is None
