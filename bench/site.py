@@ -11,6 +11,8 @@ process of its own, as wall seconds:
   of the site's inputs (a tree published by an older staticreg): every blob read,
   every page, JSON file and docker search answer written;
 - ``index, again``: ``staticreg index`` once more: nothing changed;
+- ``index --force``: the same, trusting nothing the last run left: every record
+  and blob read, every file made again and compared;
 - ``index, new host``: ``staticreg index --base-url`` with a new address, so that
   every repository page is rendered again (from the cache);
 - ``after publish``: ``site.regenerate`` of one repository added to the tree, as
@@ -152,6 +154,7 @@ def main() -> None:
         rows = {
             "index, cold": [cold(root) for _ in range(args.repeat)],
             "index, again": [index(root) for _ in range(args.repeat)],
+            "index --force": [index(root, "--force") for _ in range(args.repeat)],
             "index, new host": [
                 index(root, "--base-url", f"host-{n}.example.com")
                 for n in range(args.repeat)

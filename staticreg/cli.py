@@ -572,8 +572,16 @@ def inspect_command(root: str, as_json: bool, ref: str) -> None:
     help="Registry address the pages' pull commands show (default: the address "
     "each page is loaded from); kept for later publishes, '' forgets it.",
 )
-def index_command(root: str, base_url: str | None) -> None:
-    """Rebuild the browse site, its JSON files and the docker search answers."""
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Trust nothing the last run left: read every record and blob and make "
+    "every file again (after damage by hand); by default every repository whose "
+    "record, host or templates changed is redone.",
+)
+def index_command(root: str, base_url: str | None, force: bool) -> None:
+    """Bring the browse site, its JSON files and the docker search answers up to
+    date with every repository of the tree."""
     from staticreg import tree as treemod
     from staticreg.gen import site
 
@@ -582,7 +590,7 @@ def index_command(root: str, base_url: str | None) -> None:
         try:
             layout = treemod.read_layout(tree, "index")
             with tree.lock():
-                report = site.regenerate(tree, None, base_url, layout, force=True)
+                report = site.regenerate(tree, None, base_url, layout, force=force)
             log.info("%s", report)
         finally:
             tree.close()

@@ -83,3 +83,23 @@ def test_index_refuses_a_folder_that_is_not_a_tree(tmp_path: Path) -> None:
     code, _, err = run("index", "--root", str(tmp_path / "nothing"))
     assert code == 1 and "not a staticreg tree" in err
     assert not (tmp_path / "nothing").exists()
+
+
+def test_index_redoes_what_changed_and_force_redoes_everything(tmp_path: Path) -> None:
+    root = tmp_path / "reg"
+    store = _tree(root)
+    assert run("index", "--root", str(root))[0] == 0
+    page = root / paths.site_repository("tools/cli")
+    page.write_text("damaged by hand")
+    synthetic.repository(store, "tools/cli", 2, "Command line tools, two tags")
+
+    code, _, err = run("index", "--root", str(root), "-v")
+    assert code == 0 and "1 repositories read, 1 unchanged" in err
+    assert "two tags" in page.read_text()
+
+    page.write_text("damaged by hand")
+    assert run("index", "--root", str(root))[0] == 0  # its record did not change
+    assert page.read_text() == "damaged by hand"
+    code, _, err = run("index", "--root", str(root), "--force", "-v")
+    assert code == 0 and "2 repositories read, 0 unchanged" in err
+    assert "two tags" in page.read_text()
