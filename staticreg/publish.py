@@ -111,15 +111,16 @@ def publish(
         with store.lock():
             # Before anything is written: a referrer with nowhere to go fails
             # the publish and leaves the tree as it was.
+            by_repository = _by_repository(targets, built)
             placed = _place_referrers(
-                store, tree_layout, targets, built, extra_referrers, built_refs
+                store, tree_layout, by_repository, extra_referrers, built_refs
             )
             tree.claim(store, tree_layout)
             # Before any pointer moves, so that the site catches up even if this
             # publish dies before regenerating it.
             site.mark_pending(store, changed)
             _commit_blobs(store, staged, built + built_refs)
-            published = _commit_pointers(store, tree_layout, targets, built, placed)
+            published = _commit_pointers(store, tree_layout, by_repository, placed)
             site.regenerate(store, changed, layout=tree_layout)
             return published
     finally:
@@ -282,11 +283,9 @@ def _by_repository(
 def _commit_pointers(
     store: Store,
     layout: paths.Layout,
-    targets: Sequence[Target],
-    built: Sequence[Built],
+    by_repository: dict[str, list[tuple[Built, str]]],
     refs_by_repository: dict[str, list[Built]],
 ) -> list[Published]:
-    by_repository = _by_repository(targets, built)
     published = []
     for name in sorted(set(by_repository) | set(refs_by_repository)):
         published += _commit_repository(
@@ -304,23 +303,26 @@ def _commit_pointers(
 def _place_referrers(
     store: Store,
     layout: paths.Layout,
-    targets: Sequence[Target],
-    built: Sequence[Built],
+    by_repository: dict[str, list[tuple[Built, str]]],
     extra: Sequence[Referrer],
     built_refs: Sequence[Built],
 ) -> dict[str, list[Built]]:
     """The repositories each referrer goes to: those its subject is published
     in by this publish or, failing that, already in the tree."""
     where: dict[Digest, set[str]] = {}
-    for name, entries in _by_repository(targets, built).items():
+    for name, entries in by_repository.items():
         for top, _ in entries:
             for node in top.walk():
                 where.setdefault(node.digest, set()).add(name)
+    in_tree: dict[str, set[str]] | None = None  # read once, only if needed
     placed: dict[str, list[Built]] = {}
     for (_, repos), ref in zip(extra, built_refs, strict=True):
         names = set(repos) if repos is not None else set()
         if repos is None and ref.subject is not None:
-            names = where.get(ref.subject) or _holding(store, layout, ref.subject)
+            names = where.get(ref.subject, set())
+            if not names:
+                in_tree = in_tree if in_tree is not None else _manifests(store, layout)
+                names = in_tree.get(str(ref.subject), set())
         if not names:
             raise Conflict(
                 f"cannot publish referrer {ref.digest}: its subject {ref.subject} "
@@ -332,13 +334,14 @@ def _place_referrers(
     return placed
 
 
-def _holding(store: Store, layout: paths.Layout, subject: Digest) -> set[str]:
-    """The repositories of the tree whose record lists the manifest ``subject``."""
-    found = set()
+def _manifests(store: Store, layout: paths.Layout) -> dict[str, set[str]]:
+    """The repositories of the tree that hold each manifest, from their records:
+    a referrer whose subject came in an earlier publish may be in any of them."""
+    found: dict[str, set[str]] = {}
     for name in catalog.read_names(store, layout):
         record = catalog.read_repository(store, name)
-        if record is not None and str(subject) in record.manifests:
-            found.add(name)
+        for manifest in record.manifests if record is not None else ():
+            found.setdefault(manifest, set()).add(name)
     return found
 
 

@@ -11,7 +11,8 @@ from staticreg.model import JSON
 from staticreg.store import Store
 
 
-def _human(size: int) -> str:
+def human_size(size: int) -> str:
+    """A size in decimal units, as registries and ``docker images`` show them."""
     value = float(size)
     for unit in ("B", "kB", "MB", "GB"):
         if value < 1000 or unit == "GB":
@@ -66,7 +67,7 @@ def ls(store: Store, name: str | None, as_json: bool) -> str:
     if as_json:
         return json.dumps({"name": record.name, "tags": tags}, indent=2)
     rows = [["TAG", "DIGEST", "SIZE", "PLATFORM"]] + [
-        [t["tag"], t["digest"], _human(t["size"]), ",".join(t["platforms"])]
+        [t["tag"], t["digest"], human_size(t["size"]), ",".join(t["platforms"])]
         for t in tags
     ]
     return _table(rows)
@@ -158,7 +159,7 @@ def _index_text(name: str, found: digestmod.Digest, desc: JSON, manifest: JSON) 
     rows = [["  PLATFORM", "DIGEST", "SIZE"]]
     for child in manifest.get("manifests", []):
         label = _platform_label(child)
-        rows.append([f"  {label}", child["digest"], _human(child["size"])])
+        rows.append([f"  {label}", child["digest"], human_size(child["size"])])
     return "\n".join(lines) + "\n" + _table(rows)
 
 
@@ -183,7 +184,7 @@ def _artifact_text(
         "Blobs:",
     ]
     rows = [["  DIGEST", "SIZE", "MEDIA TYPE"]] + [
-        [f"  {b['digest']}", _human(b["size"]), b["mediaType"]]
+        [f"  {b['digest']}", human_size(b["size"]), b["mediaType"]]
         for b in manifest.get("layers", [])
     ]
     return "\n".join(lines) + "\n" + _table(rows)
@@ -193,7 +194,7 @@ def _referrers_text(attached: list[JSON]) -> str:
     if not attached:
         return ""
     rows = [["  DIGEST", "ARTIFACT TYPE", "SIZE"]] + [
-        [f"  {d['digest']}", d.get("artifactType") or "-", _human(d["size"])]
+        [f"  {d['digest']}", d.get("artifactType") or "-", human_size(d["size"])]
         for d in attached
     ]
     return "\nReferrers:\n" + _table(rows)
@@ -257,11 +258,11 @@ def _inspect_text(
     lines += [f"Label:      {k}={v}" for k, v in sorted(summary["labels"].items())]
     lines.append(
         f"Config:     {manifest['config']['digest']}  "
-        f"{_human(manifest['config']['size'])}"
+        f"{human_size(manifest['config']['size'])}"
     )
     lines.append("Layers:")
     rows = [["  DIGEST", "SIZE", "MEDIA TYPE"]] + [
-        [f"  {layer['digest']}", _human(layer["size"]), layer["mediaType"]]
+        [f"  {layer['digest']}", human_size(layer["size"]), layer["mediaType"]]
         for layer in manifest.get("layers", [])
     ]
     return "\n".join(lines) + "\n" + _table(rows)

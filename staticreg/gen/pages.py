@@ -17,20 +17,11 @@ from typing import Any
 import jinja2
 import markupsafe
 
-from staticreg import __version__, paths, resources
+from staticreg import __version__, paths, resources, show
 from staticreg.gen import indexjson, summary
 from staticreg.model import JSON
 
 TEMPLATES = ("base.html.j2", "home.html.j2", "repository.html.j2")
-
-
-def _human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{size} B"
 
 
 def _short_digest(digest: str) -> str:
@@ -93,7 +84,7 @@ def _environment() -> jinja2.Environment:
         auto_reload=False,  # a stat of every template per page costs ~10%
     )
     env.template_class = _Template
-    env.filters["size"] = _human_size
+    env.filters["size"] = show.human_size
     env.filters["short"] = _short_digest
     env.filters["brief"] = indexjson.short_description
     env.filters["anchor"] = lambda digest: digest.replace(":", "-")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from staticreg import api
 from staticreg.store import s3 as s3store
 
 from .conftest import HELLO
-from harness import NginxFactory, daemons, images
+from harness import NginxFactory, cloudfront, daemons, images
 
 pytestmark = pytest.mark.e2e
 
@@ -440,34 +439,12 @@ def test_endpoint_url_option_without_the_variable(
     assert run("ls").stdout.split() == ["REPOSITORY", "TAGS", "test/img", "1"]
 
 
-def _node_function(folder: Path, name: str, events: list[Any]) -> list[Any]:
-    """Run a generated CloudFront function under node, as tests/gen does."""
-    from gen.test_cdn import HARNESS
-
-    node = shutil.which("node")
-    assert node, "node runs the generated functions (scripts/setup-dev.sh)"
-    (folder / "harness.js").write_text(HARNESS)
-    done = subprocess.run(
-        [node, str(folder / "harness.js"), str(folder / name)],
-        input=json.dumps(events),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    results: list[Any] = json.loads(done.stdout)
-    return results
-
-
 def test_default_bucket_layout_answers_every_pull_url(
     moto: MotoServer, tmp_path: Path
 ) -> None:
     """What a client pulls behind the CDN: each URL mapped to its key by the
     generated viewer-request function, then the object, its Content-Type and
     digest as the bucket serves them, and the header the viewer-response adds."""
-    from gen.test_cdn import response_event
-
     hello = images.write_docker_save(tmp_path / "h.tar", [images.hello_image()])
     root = f"s3://{BUCKET}/cdnpull"
     published = staticreg(moto, "publish", "--root", root, str(hello.path))
@@ -496,8 +473,9 @@ def test_default_bucket_layout_answers_every_pull_url(
     head = client.head_object(
         Bucket=BUCKET, Key="cdnpull/repositories/test/img/_tags/v1"
     )
-    event = response_event(200, head["ResponseMetadata"]["HTTPHeaders"])
-    [answer] = _node_function(functions, "viewer-response.js", [event])
+    headers = head["ResponseMetadata"]["HTTPHeaders"]
+    event = cloudfront.response_event(200, headers, tag_url)
+    [answer] = cloudfront.run_function(functions / "viewer-response.js", [event])
     assert answer["headers"]["docker-content-digest"] == {"value": found}
 
 
@@ -506,11 +484,8 @@ def _pull(
 ) -> bytes:
     """The object ``url`` reaches through the viewer-request function; check its
     Content-Type, digest metadata and, for content-addressed URLs, its bytes."""
-    from gen.test_cdn import request_event
-
-    [mapped] = _node_function(
-        functions, "viewer-request.js", [request_event("GET", url)]
-    )
+    event = cloudfront.request_event("GET", url)
+    [mapped] = cloudfront.run_function(functions / "viewer-request.js", [event])
     assert "statusCode" not in mapped, (url, mapped)
     key = mapped["uri"].removeprefix("/")
     assert key.startswith("cdnpull/"), (url, key)

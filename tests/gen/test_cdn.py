@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,9 @@ from staticreg.cli import cli
 from staticreg.errors import StaticregError
 from staticreg.gen import cdn, site
 
+from harness import cloudfront
+from harness.cloudfront import request_event
+
 JSON = Any
 HEX = "0123456789abcdef" * 4
 DIGEST = f"sha256:{HEX}"
@@ -32,30 +33,13 @@ TARGETS = [
     cdn.Target(layout, prefix) for layout in cdn.LAYOUTS for prefix in ("", "reg/v1")
 ]
 
-# CloudFront Functions run strict-mode code with no require, process or console:
-# the harness gives the function an empty global object of its own.
-HARNESS = """\
-"use strict";
-const fs = require("fs");
-const vm = require("vm");
-const context = vm.createContext({});
-const source = fs.readFileSync(process.argv[2], "utf8");
-vm.runInContext('"use strict";\\n' + source, context, {filename: process.argv[2]});
-const events = JSON.parse(fs.readFileSync(0, "utf8"));
-process.stdout.write(JSON.stringify(events.map((event) => context.handler(event))));
-"""
-
 Run = Callable[[cdn.Target, str, list[JSON]], list[JSON]]
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     """Call a generated function's handler on each event; one node per call."""
-    node = shutil.which("node")
-    assert node, "node runs the generated functions (scripts/setup-dev.sh installs it)"
     work = tmp_path_factory.mktemp("cdn")
-    harness = work / "harness.js"
-    harness.write_text(HARNESS)
     rendered: dict[cdn.Target, Path] = {}
 
     def call(target: cdn.Target, function: str, events: list[JSON]) -> list[JSON]:
@@ -65,52 +49,13 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
             for name, text in cdn.render(target).items():
                 (folder / name).write_text(text)
             rendered[target] = folder
-        proc = subprocess.run(
-            [node, str(harness), str(rendered[target] / function)],
-            input=json.dumps(events),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert proc.returncode == 0, proc.stderr
-        results: list[JSON] = json.loads(proc.stdout)
-        return results
+        return cloudfront.run_function(rendered[target] / function, events)
 
     return call
 
 
-def request_event(
-    method: str,
-    uri: str,
-    headers: dict[str, str] | None = None,
-    querystring: dict[str, str] | None = None,
-) -> JSON:
-    all_headers = {"host": "registry.example.com", **(headers or {})}
-    return {
-        "version": "1.0",
-        "context": {"eventType": "viewer-request", "distributionId": "EDFDVBD6EXAMPLE"},
-        "viewer": {"ip": "198.51.100.7"},
-        "request": {
-            "method": method,
-            "uri": uri,
-            "querystring": {k: {"value": v} for k, v in (querystring or {}).items()},
-            "headers": {k: {"value": v} for k, v in all_headers.items()},
-            "cookies": {},
-        },
-    }
-
-
 def response_event(status: int, headers: dict[str, str]) -> JSON:
-    event = request_event("GET", f"/v2/app/blobs/{DIGEST}")
-    event["context"]["eventType"] = "viewer-response"
-    event["response"] = {
-        "statusCode": status,
-        "statusDescription": "OK",
-        "headers": {k: {"value": v} for k, v in headers.items()},
-        "cookies": {},
-    }
-    return event
+    return cloudfront.response_event(status, headers, f"/v2/app/blobs/{DIGEST}")
 
 
 def expected_keys(layout: str, name: str, tag: str) -> dict[str, str]:
